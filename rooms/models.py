@@ -1,0 +1,80 @@
+"""The Room model: persistent room identity, settings and lifecycle timestamps.
+
+Owns the ``rooms_room`` table. Lifecycle writes (first join, close, expiry) go through
+``rooms.services`` (or ``signaling.service``), never a bare ``save()`` in a view.
+Never imports ``signaling``. Implements SPEC.md sections 2 and 4 (closed rooms stay).
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from django.db import models
+from django.utils import timezone
+
+from rooms.enums import CloseReason, RoomType
+
+ROOM_ID_PREFIX = "r_"
+# 16 random bytes = 128 bits: unguessable; token_urlsafe gives 22 URL-safe characters.
+ROOM_ID_RANDOM_BYTES = 16
+ROOM_NAME_MAX_LENGTH = 100
+AGENT_ID_MAX_LENGTH = 128
+# SPEC section 2: settings.maxDuration is 1-1440 minutes (one day) or null.
+MAX_DURATION_MIN_LIMIT = 1440
+
+
+def new_room_id() -> str:
+    """Return a fresh URL-safe, unguessable room id such as ``r_3f9c1a...``."""
+    return ROOM_ID_PREFIX + secrets.token_urlsafe(ROOM_ID_RANDOM_BYTES)
+
+
+class RoomQuerySet(models.QuerySet["Room"]):
+    """Queries over rooms."""
+
+    def open(self) -> RoomQuerySet:
+        """Rooms that have not closed."""
+        return self.filter(closed_at__isnull=True)
+
+    def closed(self) -> RoomQuerySet:
+        """Rooms that have closed."""
+        return self.filter(closed_at__isnull=False)
+
+
+class Room(models.Model):
+    """A voice or video room; closed rooms stay in the table with their history."""
+
+    id = models.CharField(primary_key=True, max_length=40, default=new_room_id, editable=False)
+    name = models.CharField(max_length=ROOM_NAME_MAX_LENGTH)
+    type = models.CharField(max_length=8, choices=[(t.value, t.value) for t in RoomType])
+    mute_on_entry = models.BooleanField(default=False)
+    allow_recording = models.BooleanField(default=False)
+    max_duration_min = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Minutes after the first join at which the room closes."
+    )
+    max_participants = models.PositiveIntegerField()
+    created_by = models.CharField(max_length=AGENT_ID_MAX_LENGTH, help_text="agentId of the creator.")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    first_joined_at = models.DateTimeField(null=True, blank=True)
+    closes_at = models.DateTimeField(
+        null=True, blank=True, db_index=True, help_text="first_joined_at + max duration."
+    )
+    expires_at = models.DateTimeField(
+        null=True, blank=True, db_index=True, help_text="When the room closes if still empty."
+    )
+    closed_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    close_reason = models.CharField(
+        max_length=16, blank=True, default="", choices=[(r.value, r.value) for r in CloseReason]
+    )
+
+    objects = RoomQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("-created_at", "id")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.id})"
+
+    @property
+    def is_closed(self) -> bool:
+        """True once the room has closed (for any reason)."""
+        return self.closed_at is not None

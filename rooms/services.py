@@ -1,0 +1,93 @@
+"""Room persistence and lifecycle: create and close (SPEC sections 2 and 4).
+
+Owns every lifecycle write to ``Room`` rows. Writes are single atomic statements or run in
+``transaction.atomic()``; callers that must tell sockets about a change (``room_closed``)
+do so from ``transaction.on_commit`` in their own layer.
+
+Never imports ``signaling``: the signaling service imports this module, not the reverse.
+The signaling service adds first-join / empty / expiry functions here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from rooms.enums import CloseReason, RoomType
+from rooms.models import Room
+
+
+def effective_max_participants(room: Room) -> int:
+    """The room's cap: its own ``maxParticipants``, never above the current ``MAX_PARTICIPANTS``."""
+    return min(room.max_participants, settings.SIGNALING.max_participants)
+
+
+def empty_room_deadline(since: datetime) -> datetime:
+    """When a room that has been empty since ``since`` closes (``ROOM_TIMEOUT``, SPEC section 4)."""
+    return since + timedelta(milliseconds=settings.SIGNALING.room_timeout_ms)
+
+
+def create_room(
+    *,
+    name: str,
+    room_type: RoomType | str,
+    created_by: str,
+    mute_on_entry: bool = False,
+    allow_recording: bool = False,
+    max_duration_min: int | None = None,
+    max_participants: int | None = None,
+) -> Room:
+    """Create an open room; nobody has joined it, so it expires ``ROOM_TIMEOUT`` after creation.
+
+    Args:
+        name: display name, already trimmed and validated.
+        room_type: ``voice`` or ``video``.
+        created_by: the creator's agent id.
+        mute_on_entry: joiners start muted.
+        allow_recording: stored for clients; the server does not record.
+        max_duration_min: minutes after the first join at which the room closes; None: no limit.
+        max_participants: per-room cap; None: ``MAX_PARTICIPANTS``.
+    """
+    now = timezone.now()
+    return Room.objects.create(
+        name=name,
+        type=RoomType(room_type).value,
+        created_by=created_by,
+        mute_on_entry=mute_on_entry,
+        allow_recording=allow_recording,
+        max_duration_min=max_duration_min,
+        max_participants=max_participants or settings.SIGNALING.max_participants,
+        created_at=now,
+        expires_at=empty_room_deadline(now),
+    )
+
+
+def close_room(room_id: str, reason: CloseReason | str) -> Room | None:
+    """Close an open room, once, whoever else tries at the same time.
+
+    One ``UPDATE ... WHERE closed_at IS NULL``: of concurrent callers exactly one wins.
+    Callers announce the closure from ``transaction.on_commit``.
+
+    Args:
+        room_id: the room.
+        reason: ``deleted``, ``max_duration`` or ``expired``.
+
+    Returns:
+        The closed room if this call closed it; None if it was already closed.
+
+    Raises:
+        Room.DoesNotExist: no room has that id.
+    """
+    close_reason = CloseReason(reason).value
+    with transaction.atomic():
+        closed = Room.objects.filter(pk=room_id, closed_at__isnull=True).update(
+            closed_at=timezone.now(), close_reason=close_reason
+        )
+        if not closed:
+            if not Room.objects.filter(pk=room_id).exists():
+                raise Room.DoesNotExist(f"no room {room_id!r}")
+            return None
+        return Room.objects.get(pk=room_id)

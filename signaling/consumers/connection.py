@@ -1,0 +1,228 @@
+"""One Engine.IO connection's I/O shell around the sans-IO session (STYLE section 1).
+
+Owns, per process: the registry of live Engine.IO sessions (polling requests and upgrade
+websockets find their session here by ``sid``), the single timer armed at the session's
+next deadline, and the writing of the session's output to whichever transport is active.
+It hands every session event to a :class:`SocketApp` (the signaling service, or the
+conformance app) and never decides anything about rooms. No ORM, no channel layer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from signaling.protocol import (
+    CloseReason,
+    EngineSession,
+    EioMessageReceived,
+    RemoteProtocolError,
+    SessionClosed,
+    SessionConfig,
+    SioAckReceived,
+    SioConnect,
+    SioDisconnect,
+    SioEventReceived,
+    Transport,
+    UpgradeCompleted,
+)
+
+logger = logging.getLogger(__name__)
+
+# ASGI send callable of the transport currently carrying the session's websocket frames.
+WsSend = Callable[[dict[str, Any]], Awaitable[None]]
+SID_BYTES = 15  # 20 URL-safe characters, as socket.io's own ids
+
+
+def new_sid() -> str:
+    """An unguessable URL-safe id (Engine.IO sid or Socket.IO client id)."""
+    return secrets.token_urlsafe(SID_BYTES)
+
+
+class SocketApp(Protocol):
+    """What a Socket.IO application implements; the connection calls it for each event."""
+
+    async def on_connect(self, conn: Connection, event: SioConnect) -> None: ...
+    async def on_event(self, conn: Connection, event: SioEventReceived) -> None: ...
+    async def on_ack(self, conn: Connection, event: SioAckReceived) -> None: ...
+    async def on_message(self, conn: Connection, event: EioMessageReceived) -> None: ...
+    async def on_sio_disconnect(self, conn: Connection, event: SioDisconnect) -> None: ...
+    async def on_close(self, conn: Connection, reason: CloseReason) -> None: ...
+
+
+class Connection:
+    """A live Engine.IO session plus the handles of its transport(s)."""
+
+    registry: dict[str, Connection] = {}
+    _warned_peers: set[str] = set()
+
+    def __init__(
+        self,
+        app: SocketApp,
+        config: SessionConfig,
+        transport: Transport,
+        scope: dict[str, Any],
+        *,
+        socketio: bool = True,
+    ) -> None:
+        self.app = app
+        self.scope = scope
+        self.eio_sid = new_sid()
+        self.session = EngineSession(
+            self.eio_sid, config, now=time.monotonic(), transport=transport, socketio=socketio
+        )
+        self.ws_send: WsSend | None = None
+        self.poll_ready = asyncio.Event()
+        self.state: Any = None  # owned by the app (the signaling service's SocketState)
+        self.namespaces: dict[str, str] = {}  # namespace -> Socket.IO client id
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._closed = False
+        Connection.registry[self.eio_sid] = self
+        self._arm_timer()
+
+    # -- inbound ---------------------------------------------------------------------
+
+    async def handle(self, events: list[Any]) -> None:
+        """Dispatch session events to the app, then write whatever the session queued."""
+        app = self.app
+        for event in events:
+            kind = type(event)
+            if kind is SioEventReceived:
+                await app.on_event(self, event)
+            elif kind is SioAckReceived:
+                await app.on_ack(self, event)
+            elif kind is SioConnect:
+                await app.on_connect(self, event)
+            elif kind is EioMessageReceived:
+                await app.on_message(self, event)
+            elif kind is SioDisconnect:
+                self.namespaces.pop(event.namespace, None)
+                await app.on_sio_disconnect(self, event)
+            elif kind is SessionClosed:
+                await self._finish(event)
+                return
+            elif kind is UpgradeCompleted:
+                logger.debug("session %s upgraded to websocket", self.eio_sid)
+        await self.flush()
+
+    async def receive_ws(self, frame: str | bytes) -> None:
+        """A frame from the active websocket."""
+        await self.handle(self.session.receive_ws(frame, now=time.monotonic()))
+
+    # -- outbound --------------------------------------------------------------------
+
+    def accept(self, namespace: str, client_id: str) -> None:
+        """Accept a namespace CONNECT under ``client_id`` (the client's ``socket.id``)."""
+        self.namespaces[namespace] = client_id
+        self.session.accept_namespace(namespace, client_id)
+
+    async def send_sio_text(self, text: str) -> None:
+        """Queue one pre-encoded Socket.IO packet and write it (the relay hot path)."""
+        session = self.session
+        if session.is_closed:
+            return
+        session.send_sio_text(text)
+        if self.ws_send is not None and session.transport is Transport.WEBSOCKET:
+            send = self.ws_send
+            for frame in session.outgoing_ws():
+                if type(frame) is str:
+                    await send({"type": "websocket.send", "text": frame})
+                else:
+                    await send({"type": "websocket.send", "bytes": frame})
+        else:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write queued output to the active transport and re-arm the timer."""
+        session = self.session
+        if session.transport is Transport.WEBSOCKET:
+            if self.ws_send is not None:
+                for frame in session.outgoing_ws():
+                    key = "text" if type(frame) is str else "bytes"
+                    await self.ws_send({"type": "websocket.send", key: frame})
+        elif session.has_polling_data():
+            self.poll_ready.set()
+        self._arm_timer()
+
+    async def close(self, reason: CloseReason = CloseReason.SERVER_CLOSE) -> None:
+        """Close the session from our side (the app decided)."""
+        events = self.session.close(reason)
+        await self.flush()
+        if self.ws_send is not None and self.session.transport is Transport.WEBSOCKET:
+            await self.ws_send({"type": "websocket.close", "code": 1000})
+        await self.handle(events)
+
+    async def transport_closed(self) -> None:
+        """The active transport went away."""
+        await self.handle(self.session.transport_closed(now=time.monotonic()))
+
+    # -- timer -----------------------------------------------------------------------
+
+    def _arm_timer(self) -> None:
+        deadline = self.session.next_deadline()
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None:
+            loop = asyncio.get_running_loop()
+            delay = max(0.0, deadline - time.monotonic())
+            self._timer = loop.call_at(loop.time() + delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        task = asyncio.get_running_loop().create_task(self._timer_fired())
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+    async def _timer_fired(self) -> None:
+        try:
+            await self.handle(self.session.handle_timer(now=time.monotonic()))
+        except Exception:
+            logger.exception("timer of session %s failed; closing it", self.eio_sid)
+            await self.abort()
+
+    # -- teardown --------------------------------------------------------------------
+
+    async def _finish(self, event: SessionClosed) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        Connection.registry.pop(self.eio_sid, None)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.poll_ready.set()
+        if event.error is not None:
+            self.log_protocol_error(event.error)
+        if self.ws_send is not None:
+            code = event.error.ws_close_code if event.error is not None else 1000
+            try:
+                await self.ws_send({"type": "websocket.close", "code": code})
+            except Exception:  # the socket may already be gone; nothing left to tell it
+                logger.debug("close of session %s websocket failed", self.eio_sid)
+        await self.app.on_close(self, event.reason)
+
+    async def abort(self) -> None:
+        """Last resort after an unexpected error: end this session only."""
+        if not self._closed:
+            await self._finish(SessionClosed(CloseReason.FORCED_CLOSE))
+
+    def log_protocol_error(self, error: RemoteProtocolError) -> None:
+        """Log a peer's protocol error once at WARNING per client address, then DEBUG."""
+        client = self.scope.get("client") or ("?", 0)
+        peer = str(client[0])
+        level = logging.DEBUG if peer in Connection._warned_peers else logging.WARNING
+        Connection._warned_peers.add(peer)
+        logger.log(level, "session %s from %s broke the protocol: %s", self.eio_sid, peer, error)
+
+
+_background: set[asyncio.Task[None]] = set()

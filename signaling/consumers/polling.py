@@ -1,0 +1,182 @@
+"""Engine.IO HTTP long-polling transport as a Channels consumer (Engine.IO v4, "HTTP long-polling").
+
+Thin adapter: GET without ``sid`` is the handshake; GET with ``sid`` holds until the session
+has data (a ping counts) and returns it as one payload; POST delivers a payload. One GET may
+be pending per session; a client that goes away during a GET ends its session. CORS comes
+from ``CORS_ORIGIN`` (echoed origin, as socket.io's ``cors`` option does). No ORM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+from channels.consumer import AsyncConsumer
+from channels.exceptions import StopConsumer
+
+from signaling.consumers.connection import Connection, SocketApp
+from signaling.consumers.websocket import parse_query
+from signaling.protocol import (
+    CloseReason,
+    RemoteProtocolError,
+    SessionClosed,
+    SessionConfig,
+    Transport,
+)
+
+logger = logging.getLogger(__name__)
+
+# engine.io's own error codes for a refused request (engine.io server, lib/server.ts).
+UNKNOWN_TRANSPORT, UNKNOWN_SID, BAD_REQUEST, UNSUPPORTED_VERSION = 0, 1, 3, 5
+TEXT_PLAIN = b"text/plain; charset=UTF-8"
+
+
+class EnginePollingConsumer(AsyncConsumer):
+    """Serves ``/socket.io/?EIO=4&transport=polling[&sid=...]``."""
+
+    channel_layer_alias = "__no_layer__"
+
+    def __init__(
+        self,
+        *,
+        app: SocketApp,
+        session_config: SessionConfig,
+        cors_origins: tuple[str, ...] = ("*",),
+        socketio: bool = True,
+    ) -> None:
+        self.app = app
+        self.session_config = session_config
+        self.cors_origins = cors_origins
+        self.socketio = socketio
+        self.body: list[bytes] = []
+        self.body_size = 0
+        self.responded = False
+        self.waiting: asyncio.Task[None] | None = None
+        self.conn: Connection | None = None
+
+    async def http_request(self, message: dict[str, Any]) -> None:
+        chunk = message.get("body", b"")
+        self.body.append(chunk)
+        self.body_size += len(chunk)
+        if message.get("more_body") and self.body_size <= self.session_config.max_payload_bytes:
+            return
+        try:
+            await self.route(b"".join(self.body))
+        except Exception:
+            logger.exception("polling request failed")
+            if self.conn is not None:
+                await self.conn.abort()
+            await self.respond(500, b'{"code":3,"message":"Internal error"}', json_body=True)
+
+    async def http_disconnect(self, message: dict[str, Any]) -> None:
+        if self.waiting is not None and not self.responded:
+            self.waiting.cancel()
+            conn = self.conn
+            if conn is not None:
+                conn.session.end_poll()
+                await conn.transport_closed()
+        raise StopConsumer()
+
+    async def route(self, body: bytes) -> None:
+        method = self.scope["method"]
+        if method == "OPTIONS":
+            await self.respond(204, b"")
+            return
+        query = parse_query(self.scope)
+        if query.get("EIO") != "4":
+            await self.refuse(UNSUPPORTED_VERSION, "Unsupported protocol version")
+            return
+        if query.get("transport") != "polling":
+            await self.refuse(UNKNOWN_TRANSPORT, "Transport unknown")
+            return
+        sid = query.get("sid")
+        if sid is None:
+            if method != "GET":
+                await self.refuse(BAD_REQUEST, "Bad handshake method")
+                return
+            self.conn = Connection(
+                self.app, self.session_config, Transport.POLLING, self.scope, socketio=self.socketio
+            )
+            await self.respond(200, self.conn.session.take_polling_payload().encode())
+            return
+        conn = self.conn = Connection.registry.get(sid)
+        if conn is None:
+            await self.refuse(UNKNOWN_SID, "Session ID unknown")
+        elif method == "GET":
+            await self.begin_get(conn)
+        elif method == "POST":
+            await self.post(conn, body)
+        else:
+            await self.refuse(BAD_REQUEST, "Bad request method", status=405)
+
+    async def begin_get(self, conn: Connection) -> None:
+        try:
+            conn.session.begin_poll()
+        except RemoteProtocolError as exc:
+            await self.respond(exc.http_status, _error_body(BAD_REQUEST, str(exc)), json_body=True)
+            await conn.handle([SessionClosed(CloseReason.PARSE_ERROR, error=exc)])
+            return
+        self.waiting = asyncio.get_running_loop().create_task(self.hold_get(conn))
+
+    async def hold_get(self, conn: Connection) -> None:
+        session = conn.session
+        if not session.has_polling_data() and not session.is_closed:
+            conn.poll_ready.clear()
+            await conn.poll_ready.wait()
+        conn.poll_ready.clear()
+        payload = session.take_polling_payload() if session.has_polling_data() else "1"
+        session.end_poll()
+        await self.respond(200, payload.encode())
+
+    async def post(self, conn: Connection, body: bytes) -> None:
+        if self.body_size > self.session_config.max_payload_bytes:
+            error = RemoteProtocolError("payload too large", http_status=413, ws_close_code=1009)
+            await self.respond(413, _error_body(BAD_REQUEST, str(error)), json_body=True)
+            await conn.handle([SessionClosed(CloseReason.PARSE_ERROR, error=error)])
+            return
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            text = "\x00"  # not a payload: the session reports the parse error
+        events = conn.session.receive_polling_post(text, now=time.monotonic())
+        closed = next((e for e in events if isinstance(e, SessionClosed) and e.error), None)
+        if closed is not None and closed.error is not None:
+            await self.respond(closed.error.http_status, _error_body(BAD_REQUEST, str(closed.error)), json_body=True)
+        else:
+            await self.respond(200, b"ok")
+        await conn.handle(events)
+
+    async def refuse(self, code: int, message: str, *, status: int = 400) -> None:
+        await self.respond(status, _error_body(code, message), json_body=True)
+
+    async def respond(self, status: int, body: bytes, *, json_body: bool = False) -> None:
+        if self.responded:
+            return
+        self.responded = True
+        headers = [(b"content-type", b"application/json" if json_body else TEXT_PLAIN)]
+        headers.extend(self.cors_headers())
+        await self.send({"type": "http.response.start", "status": status, "headers": headers})
+        await self.send({"type": "http.response.body", "body": body})
+
+    def cors_headers(self) -> list[tuple[bytes, bytes]]:
+        origin = next((v for k, v in self.scope.get("headers", ()) if k == b"origin"), None)
+        allow_all = "*" in self.cors_origins
+        if origin is None:
+            return [(b"access-control-allow-origin", b"*")] if allow_all else []
+        if not allow_all and origin.decode("latin-1").rstrip("/") not in self.cors_origins:
+            return []
+        return [
+            (b"access-control-allow-origin", origin),
+            (b"access-control-allow-credentials", b"true"),
+            (b"access-control-allow-methods", b"GET, POST, OPTIONS"),
+            (b"access-control-allow-headers", b"content-type, authorization"),
+            (b"vary", b"Origin"),
+        ]
+
+
+def _error_body(code: int, message: str) -> bytes:
+    return json.dumps({"code": code, "message": message}).encode()
+

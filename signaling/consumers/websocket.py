@@ -1,0 +1,117 @@
+"""Engine.IO WebSocket transport as a Channels consumer (Engine.IO v4, "WebSocket").
+
+Thin adapter: ASGI websocket messages in, session frames out. A websocket without ``sid``
+opens a new session; one with ``sid`` is the upgrade probe of a polling session. No
+business rules, no ORM; the consumer has no channel-layer inbox of its own (the service's
+per-process hub receives channel-layer traffic and delivers through :class:`Connection`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.consumer import AsyncConsumer
+from channels.exceptions import StopConsumer
+
+from signaling.consumers.connection import Connection, SocketApp
+from signaling.protocol import RemoteProtocolError, SessionConfig, Transport
+
+logger = logging.getLogger(__name__)
+
+
+def parse_query(scope: dict[str, Any]) -> dict[str, str]:
+    """The request's query string as a flat dict (last value wins)."""
+    raw = scope.get("query_string", b"").decode("latin-1")
+    return {key: values[-1] for key, values in parse_qs(raw).items()}
+
+
+class EngineWebsocketConsumer(AsyncConsumer):
+    """Serves ``/socket.io/?EIO=4&transport=websocket[&sid=...]``."""
+
+    channel_layer_alias = "__no_layer__"  # no per-socket inbox: see module docstring
+
+    def __init__(self, *, app: SocketApp, session_config: SessionConfig, socketio: bool = True) -> None:
+        self.app = app
+        self.session_config = session_config
+        self.socketio = socketio
+
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        query = parse_query(self.scope)
+        self.conn: Connection | None = None
+        self.is_probe = False
+        if query.get("EIO") != "4" or query.get("transport") != "websocket":
+            await self.send({"type": "websocket.close", "code": 1002})
+            return
+        sid = query.get("sid")
+        if sid is None:
+            self.conn = Connection(
+                self.app, self.session_config, Transport.WEBSOCKET, self.scope, socketio=self.socketio
+            )
+            await self.send({"type": "websocket.accept"})
+            self.conn.ws_send = self.send
+            await self.conn.flush()
+            return
+        conn = Connection.registry.get(sid)
+        if conn is None:
+            logger.debug("websocket for unknown session %s refused", sid)
+            await self.send({"type": "websocket.close", "code": 1008})
+            return
+        try:
+            conn.session.begin_upgrade(now=time.monotonic())
+        except RemoteProtocolError as exc:
+            conn.log_protocol_error(exc)
+            await self.send({"type": "websocket.close", "code": 1008})
+            return
+        self.conn, self.is_probe = conn, True
+        await self.send({"type": "websocket.accept"})
+
+    async def websocket_receive(self, message: dict[str, Any]) -> None:
+        conn = self.conn
+        if conn is None:
+            return
+        frame = message.get("text")
+        if frame is None:
+            frame = message.get("bytes") or b""
+        try:
+            if not self.is_probe:
+                await conn.receive_ws(frame)
+                return
+            await self._receive_probe(conn, frame)
+        except Exception:
+            logger.exception("websocket session %s failed; closing it", conn.eio_sid)
+            await conn.abort()
+
+    async def _receive_probe(self, conn: Connection, frame: str | bytes) -> None:
+        try:
+            events = conn.session.receive_upgrade_ws(frame, now=time.monotonic())
+        except RemoteProtocolError as exc:
+            conn.log_protocol_error(exc)
+            self.is_probe, self.conn = False, None
+            await self.send({"type": "websocket.close", "code": exc.ws_close_code})
+            await conn.flush()
+            return
+        for out in conn.session.outgoing_probe_ws():
+            key = "text" if isinstance(out, str) else "bytes"
+            await self.send({"type": "websocket.send", key: out})
+        if conn.session.transport is Transport.WEBSOCKET:
+            self.is_probe = False
+            conn.ws_send = self.send
+        await conn.handle(events)
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        conn = self.conn
+        if conn is not None:
+            if self.is_probe:
+                conn.session.abort_upgrade()
+                await conn.flush()
+            elif conn.ws_send == self.send:
+                conn.ws_send = None
+                try:
+                    await conn.transport_closed()
+                except Exception:
+                    logger.exception("teardown of session %s failed", conn.eio_sid)
+        raise StopConsumer()
+

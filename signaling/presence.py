@@ -1,0 +1,368 @@
+"""Presence: who is connected, who is in which room, on which instance (SPEC sections 3-5).
+
+Owns the cluster-wide truth about live participants. Two stores share one async interface:
+:class:`MemoryPresence` (no ``REDIS_URL``: one process) and :class:`RedisPresence` (every
+instance shares it). Every mutation is one atomic operation: the join cap is checked and the
+member added in one Lua script, so the cap holds when many instances join at the same instant.
+
+Never imports Django models or the channel layer; the service layer is its only writer.
+Instance ids are channel-layer channel names: the instance's inbox.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, Protocol
+
+from redis.asyncio import Redis
+
+
+@dataclass(frozen=True, slots=True)
+class Participant:
+    """One socket in one room."""
+
+    client_id: str
+    agent_id: str
+    joined_at: str
+    is_muted: bool
+    instance_id: str
+
+    def to_wire(self) -> dict[str, Any]:
+        """The SPEC participant shape."""
+        return {
+            "clientId": self.client_id,
+            "agentId": self.agent_id,
+            "joinedAt": self.joined_at,
+            "muted": self.is_muted,
+        }
+
+    def dumps(self) -> str:
+        """Compact storage form."""
+        return json.dumps(
+            [self.client_id, self.agent_id, self.joined_at, self.is_muted, self.instance_id],
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def loads(cls, raw: str | bytes) -> Participant:
+        """Inverse of :meth:`dumps`."""
+        client_id, agent_id, joined_at, is_muted, instance_id = json.loads(raw)
+        return cls(client_id, agent_id, joined_at, bool(is_muted), instance_id)
+
+
+class JoinStatus(IntEnum):
+    """Outcome of an atomic join."""
+
+    FULL = 0
+    JOINED = 1
+    ALREADY = 2
+    CLOSED = 3
+
+
+@dataclass(frozen=True, slots=True)
+class JoinOutcome:
+    """What :meth:`PresenceStore.join` saw: status and every member after the join."""
+
+    status: JoinStatus
+    members: list[Participant]
+
+
+@dataclass(frozen=True, slots=True)
+class LeaveOutcome:
+    """A member removed from a room, and how many remain."""
+
+    participant: Participant
+    remaining: int
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceStats:
+    """Cluster-wide counts for /api/stats."""
+
+    connections: int
+    participants: int
+    active_rooms: int
+    instances: int
+
+
+class PresenceStore(Protocol):
+    """The operations the service layer needs; each is atomic."""
+
+    async def register_instance(self, instance_id: str, ttl_ms: int) -> None: ...
+    async def unregister_instance(self, instance_id: str) -> None: ...
+    async def add_connection(self, instance_id: str, client_id: str, agent_id: str) -> None: ...
+    async def remove_connection(self, instance_id: str, client_id: str) -> None: ...
+    async def join(self, room_id: str, participant: Participant, cap: int) -> JoinOutcome: ...
+    async def leave(self, room_id: str, client_id: str) -> LeaveOutcome | None: ...
+    async def members(self, room_id: str) -> list[Participant]: ...
+    async def counts(self, room_ids: list[str]) -> dict[str, int]: ...
+    async def close_room(self, room_id: str) -> list[Participant]: ...
+    async def dead_instances(self) -> list[str]: ...
+    async def reap_instance(self, instance_id: str) -> list[tuple[str, LeaveOutcome]]: ...
+    async def stats(self) -> PresenceStats: ...
+    async def ping(self) -> None: ...
+
+
+class MemoryPresence:
+    """Single-process presence: plain dicts, mutated only from the event loop."""
+
+    def __init__(self) -> None:
+        self._rooms: dict[str, dict[str, Participant]] = {}
+        self._closed: set[str] = set()
+        self._connections: dict[str, dict[str, str]] = {}
+        self._instances: set[str] = set()
+
+    async def register_instance(self, instance_id: str, ttl_ms: int) -> None:
+        self._instances.add(instance_id)
+        self._connections.setdefault(instance_id, {})
+
+    async def unregister_instance(self, instance_id: str) -> None:
+        self._instances.discard(instance_id)
+        self._connections.pop(instance_id, None)
+
+    async def add_connection(self, instance_id: str, client_id: str, agent_id: str) -> None:
+        self._connections.setdefault(instance_id, {})[client_id] = agent_id
+
+    async def remove_connection(self, instance_id: str, client_id: str) -> None:
+        self._connections.get(instance_id, {}).pop(client_id, None)
+
+    async def join(self, room_id: str, participant: Participant, cap: int) -> JoinOutcome:
+        if room_id in self._closed:
+            return JoinOutcome(JoinStatus.CLOSED, [])
+        room = self._rooms.setdefault(room_id, {})
+        if participant.client_id in room:
+            return JoinOutcome(JoinStatus.ALREADY, list(room.values()))
+        if len(room) >= cap:
+            return JoinOutcome(JoinStatus.FULL, list(room.values()))
+        room[participant.client_id] = participant
+        return JoinOutcome(JoinStatus.JOINED, list(room.values()))
+
+    async def leave(self, room_id: str, client_id: str) -> LeaveOutcome | None:
+        room = self._rooms.get(room_id)
+        if room is None or client_id not in room:
+            return None
+        participant = room.pop(client_id)
+        if not room:
+            del self._rooms[room_id]
+        return LeaveOutcome(participant, len(room))
+
+    async def members(self, room_id: str) -> list[Participant]:
+        return list(self._rooms.get(room_id, {}).values())
+
+    async def counts(self, room_ids: list[str]) -> dict[str, int]:
+        return {room_id: len(self._rooms.get(room_id, ())) for room_id in room_ids}
+
+    async def close_room(self, room_id: str) -> list[Participant]:
+        self._closed.add(room_id)
+        return list(self._rooms.pop(room_id, {}).values())
+
+    async def dead_instances(self) -> list[str]:
+        return []
+
+    async def reap_instance(self, instance_id: str) -> list[tuple[str, LeaveOutcome]]:
+        return []
+
+    async def stats(self) -> PresenceStats:
+        return PresenceStats(
+            connections=sum(len(c) for c in self._connections.values()),
+            participants=sum(len(r) for r in self._rooms.values()),
+            active_rooms=len(self._rooms),
+            instances=len(self._instances),
+        )
+
+    async def ping(self) -> None:
+        return None
+
+
+# KEYS: room hash, active-rooms set, instance memberships set, closed set.
+# ARGV: client id, participant, cap, room id.
+_JOIN_LUA = """
+if redis.call('SISMEMBER', KEYS[4], ARGV[4]) == 1 then return {3} end
+local existing = redis.call('HGET', KEYS[1], ARGV[1])
+if existing then return {2, redis.call('HVALS', KEYS[1])} end
+if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then
+  return {0, redis.call('HVALS', KEYS[1])}
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[4])
+redis.call('SADD', KEYS[3], ARGV[4] .. ' ' .. ARGV[1])
+return {1, redis.call('HVALS', KEYS[1])}
+"""
+
+# KEYS: room hash, active-rooms set. ARGV: client id, room id, instance-memberships prefix.
+_LEAVE_LUA = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return false end
+redis.call('HDEL', KEYS[1], ARGV[1])
+local instance = cjson.decode(raw)[5]
+redis.call('SREM', ARGV[3] .. instance, ARGV[2] .. ' ' .. ARGV[1])
+local n = redis.call('HLEN', KEYS[1])
+if n == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
+return {raw, n}
+"""
+
+# KEYS: room hash, active-rooms set, closed set. ARGV: room id, instance-memberships prefix.
+_CLOSE_LUA = """
+redis.call('SADD', KEYS[3], ARGV[1])
+local all = redis.call('HVALS', KEYS[1])
+for _, raw in ipairs(all) do
+  local p = cjson.decode(raw)
+  redis.call('SREM', ARGV[2] .. p[5], ARGV[1] .. ' ' .. p[1])
+end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+return all
+"""
+
+# KEYS: active-rooms set. ARGV: room-hash prefix.
+_PARTICIPANTS_LUA = """
+local total = 0
+for _, room in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  total = total + redis.call('HLEN', ARGV[1] .. room)
+end
+return total
+"""
+
+
+class RedisPresence:
+    """Cluster presence in Redis; keys under ``<prefix>:``; every mutation one script."""
+
+    def __init__(self, url: str, *, prefix: str = "sig") -> None:
+        self._redis: Redis = Redis.from_url(url)
+        self._p = prefix
+        self._join = self._redis.register_script(_JOIN_LUA)
+        self._leave = self._redis.register_script(_LEAVE_LUA)
+        self._close = self._redis.register_script(_CLOSE_LUA)
+        self._participants = self._redis.register_script(_PARTICIPANTS_LUA)
+
+    def _room(self, room_id: str) -> str:
+        return f"{self._p}:room:{room_id}"
+
+    @property
+    def _active(self) -> str:
+        return f"{self._p}:active"
+
+    @property
+    def _closed(self) -> str:
+        return f"{self._p}:closed"
+
+    @property
+    def _instances(self) -> str:
+        return f"{self._p}:instances"
+
+    def _alive(self, instance_id: str) -> str:
+        return f"{self._p}:alive:{instance_id}"
+
+    def _conns(self, instance_id: str) -> str:
+        return f"{self._p}:conns:{instance_id}"
+
+    def _memberships(self, instance_id: str) -> str:
+        return f"{self._p}:memberships:{instance_id}"
+
+    async def register_instance(self, instance_id: str, ttl_ms: int) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._alive(instance_id), "1", px=ttl_ms)
+            pipe.sadd(self._instances, instance_id)
+            await pipe.execute()
+
+    async def unregister_instance(self, instance_id: str) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._alive(instance_id), self._conns(instance_id))
+            pipe.srem(self._instances, instance_id)
+            await pipe.execute()
+
+    async def add_connection(self, instance_id: str, client_id: str, agent_id: str) -> None:
+        await self._redis.hset(self._conns(instance_id), client_id, agent_id)
+
+    async def remove_connection(self, instance_id: str, client_id: str) -> None:
+        await self._redis.hdel(self._conns(instance_id), client_id)
+
+    async def join(self, room_id: str, participant: Participant, cap: int) -> JoinOutcome:
+        keys = [
+            self._room(room_id),
+            self._active,
+            self._memberships(participant.instance_id),
+            self._closed,
+        ]
+        reply = await self._join(keys=keys, args=[participant.client_id, participant.dumps(), cap, room_id])
+        status = JoinStatus(int(reply[0]))
+        members = [Participant.loads(raw) for raw in reply[1]] if len(reply) > 1 else []
+        return JoinOutcome(status, members)
+
+    async def leave(self, room_id: str, client_id: str) -> LeaveOutcome | None:
+        reply = await self._leave(
+            keys=[self._room(room_id), self._active],
+            args=[client_id, room_id, f"{self._p}:memberships:"],
+        )
+        if not reply:
+            return None
+        return LeaveOutcome(Participant.loads(reply[0]), int(reply[1]))
+
+    async def members(self, room_id: str) -> list[Participant]:
+        return [Participant.loads(raw) for raw in await self._redis.hvals(self._room(room_id))]
+
+    async def counts(self, room_ids: list[str]) -> dict[str, int]:
+        if not room_ids:
+            return {}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for room_id in room_ids:
+                pipe.hlen(self._room(room_id))
+            replies = await pipe.execute()
+        return {room_id: int(n) for room_id, n in zip(room_ids, replies, strict=True)}
+
+    async def close_room(self, room_id: str) -> list[Participant]:
+        reply = await self._close(
+            keys=[self._room(room_id), self._active, self._closed],
+            args=[room_id, f"{self._p}:memberships:"],
+        )
+        return [Participant.loads(raw) for raw in reply]
+
+    async def dead_instances(self) -> list[str]:
+        instances = [i.decode() for i in await self._redis.smembers(self._instances)]
+        if not instances:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for instance_id in instances:
+                pipe.exists(self._alive(instance_id))
+            alive = await pipe.execute()
+        return [i for i, is_alive in zip(instances, alive, strict=True) if not is_alive]
+
+    async def reap_instance(self, instance_id: str) -> list[tuple[str, LeaveOutcome]]:
+        """Remove a dead instance's members; only the caller that wins the claim reaps."""
+        claimed = await self._redis.srem(self._instances, instance_id)
+        if not claimed:
+            return []
+        left: list[tuple[str, LeaveOutcome]] = []
+        for entry in await self._redis.smembers(self._memberships(instance_id)):
+            room_id, client_id = entry.decode().split(" ", 1)
+            outcome = await self.leave(room_id, client_id)
+            if outcome is not None:
+                left.append((room_id, outcome))
+        await self._redis.delete(self._memberships(instance_id), self._conns(instance_id))
+        return left
+
+    async def stats(self) -> PresenceStats:
+        instances = [i.decode() for i in await self._redis.smembers(self._instances)]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for instance_id in instances:
+                pipe.exists(self._alive(instance_id))
+                pipe.hlen(self._conns(instance_id))
+            pipe.scard(self._active)
+            replies = await pipe.execute()
+        participants = await self._participants(keys=[self._active], args=[f"{self._p}:room:"])
+        live = [(replies[2 * i], replies[2 * i + 1]) for i in range(len(instances))]
+        return PresenceStats(
+            connections=sum(int(n) for alive, n in live if alive),
+            participants=int(participants),
+            active_rooms=int(replies[-1]),
+            instances=sum(1 for alive, _ in live if alive),
+        )
+
+    async def ping(self) -> None:
+        await self._redis.ping()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._redis.aclose()

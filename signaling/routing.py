@@ -1,0 +1,60 @@
+"""ASGI routing of the signaling server: Engine.IO at ``/socket.io/``, Django elsewhere.
+
+Also starts the process hub (instance inbox, sweepers) on the first request of any kind,
+since daphne sends no lifespan events (STYLE section 6).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.routing import ProtocolTypeRouter, URLRouter
+from django.conf import settings
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+from django.urls import re_path
+
+from signaling.consumers.polling import EnginePollingConsumer
+from signaling.consumers.websocket import EngineWebsocketConsumer
+from signaling.protocol import SessionConfig
+from signaling.service.hub import get_hub
+from signaling.service.sockets import SignalingApp
+
+SOCKET_IO_PATH = r"^socket\.io/?$"
+
+
+def session_config() -> SessionConfig:
+    """Handshake values from configuration (SPEC section 3)."""
+    cfg = settings.SIGNALING
+    return SessionConfig(
+        ping_interval_ms=cfg.heartbeat_interval_ms,
+        ping_timeout_ms=cfg.heartbeat_timeout_ms,
+        max_payload_bytes=cfg.max_payload_bytes,
+    )
+
+
+class StartHub:
+    """ASGI middleware: make sure the hub runs before the first request is served."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.started = False
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if not self.started and scope["type"] in ("http", "websocket"):
+            await get_hub().ensure_started()
+            self.started = True
+        await self.inner(scope, receive, send)
+
+
+def build_application(django_application: Any) -> Any:
+    """The full ASGI application around ``django_application``."""
+    app = SignalingApp()
+    config = session_config()
+    websocket = EngineWebsocketConsumer.as_asgi(app=app, session_config=config)
+    polling = EnginePollingConsumer.as_asgi(
+        app=app, session_config=config, cors_origins=settings.SIGNALING.cors_origins
+    )
+    http = URLRouter([re_path(SOCKET_IO_PATH, polling), re_path(r"", ASGIStaticFilesHandler(django_application))])
+    return StartHub(
+        ProtocolTypeRouter({"http": http, "websocket": URLRouter([re_path(SOCKET_IO_PATH, websocket)])})
+    )

@@ -1,0 +1,304 @@
+"""The per-process hub: local sockets, room views, the instance inbox and the sweepers.
+
+Owns what one process knows: which of its sockets are in which room, and, for those rooms,
+every member cluster-wide (kept current by the room broadcasts it receives). Delivery to a
+local socket is a direct write; delivery to a socket on another instance is one
+channel-layer message to that instance's inbox (targeted) or to the room's group
+(room-wide). The hub is the only caller of ``group_send``/``group_add`` (SPEC section 5).
+
+Sweepers start lazily with the first connection or API call (daphne sends no lifespan
+events): the liveness key, reaping of dead instances, and room expiry/max-duration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from signaling.presence import LeaveOutcome, MemoryPresence, Participant, PresenceStore, RedisPresence
+from signaling.protocol import encode_event
+from signaling.service import events, payloads
+from signaling.service.errors import LeaveReason
+
+if TYPE_CHECKING:
+    from signaling.consumers.connection import Connection
+
+logger = logging.getLogger(__name__)
+
+GROUP_PREFIX = "room."
+ROOM_SWEEP_PERIOD_S = 1.0
+
+
+def room_group(room_id: str) -> str:
+    """The channel-layer group of a room (ASCII letters, digits, ``-_.``, < 100 chars)."""
+    return GROUP_PREFIX + room_id
+
+
+@dataclass
+class RoomView:
+    """One room as this process sees it: all members, and which of them are local."""
+
+    members: dict[str, Participant] = field(default_factory=dict)
+    local: dict[str, Connection] = field(default_factory=dict)
+
+    def has_remote(self) -> bool:
+        """True when some member lives on another instance."""
+        return len(self.members) > len(self.local)
+
+
+class Hub:
+    """Process-wide signaling state; one per process (see :func:`get_hub`)."""
+
+    def __init__(self, presence: PresenceStore) -> None:
+        self.presence = presence
+        self._layer: Any = None
+        self.instance_id = ""
+        self.peers: dict[str, Connection] = {}
+        self.rooms: dict[str, RoomView] = {}
+        self.policies: dict[str, Any] = {}  # room_id -> (Room, RoomPolicy) of open rooms
+        self.started_at = time.time()
+        self._start_lock: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- start-up ---------------------------------------------------------------------
+
+    async def ensure_started(self) -> None:
+        """Open the instance inbox and start the sweepers, once per event loop."""
+        loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return
+        if self._start_lock is None or self._start_lock._loop is not loop:  # type: ignore[attr-defined]
+            self._start_lock = asyncio.Lock()
+        async with self._start_lock:
+            if self._loop is loop:
+                return
+            self.instance_id = await self.layer.new_channel("signaling.instance.")
+            await self.presence.register_instance(self.instance_id, self.liveness_ttl_ms)
+            self._loop = loop
+            self._tasks = [
+                loop.create_task(self._inbox(), name="signaling-inbox"),
+                loop.create_task(self._sweep(), name="signaling-sweeper"),
+            ]
+            logger.info(
+                "signaling instance %s started (%s)",
+                self.instance_id,
+                "redis" if settings.SIGNALING.redis_url else "single-instance, in-process layer",
+            )
+
+    @property
+    def layer(self) -> Any:
+        """The default channel layer (resolved on first use)."""
+        if self._layer is None:
+            self._layer = get_channel_layer()
+        return self._layer
+
+    @property
+    def heartbeat_s(self) -> float:
+        return settings.SIGNALING.heartbeat_interval_ms / 1000
+
+    @property
+    def liveness_ttl_ms(self) -> int:
+        # Refreshed every heartbeat/4, reaped by a peer within ttl + heartbeat/4 < 2 x heartbeat.
+        return max(settings.SIGNALING.heartbeat_interval_ms, 200)
+
+    # -- delivery ---------------------------------------------------------------------
+
+    async def deliver_room(self, room_id: str, text: str, *, exclude: str | None) -> None:
+        """Send a pre-encoded packet to every member of a room but ``exclude``."""
+        view = self.rooms.get(room_id)
+        if view is not None:
+            for client_id, conn in list(view.local.items()):
+                if client_id != exclude:
+                    await conn.send_sio_text(text)
+            if not view.has_remote():
+                return
+        await self.layer.group_send(
+            room_group(room_id),
+            {"type": "room.broadcast", "room": room_id, "text": text, "exclude": exclude, "origin": self.instance_id},
+        )
+
+    async def deliver_to(self, view: RoomView, client_id: str, text: str) -> None:
+        """Send a pre-encoded packet to one member, local or remote."""
+        conn = view.local.get(client_id)
+        if conn is not None:
+            await conn.send_sio_text(text)
+            return
+        instance = view.members[client_id].instance_id
+        await self.layer.send(instance, {"type": "peer.relay", "to": client_id, "text": text})
+
+    # -- membership -------------------------------------------------------------------
+
+    async def attach(self, room_id: str, conn: Connection, members: list[Participant]) -> RoomView:
+        """Record a local socket as a member, subscribing the inbox to the room's group."""
+        view = self.rooms.get(room_id)
+        if view is None:
+            view = self.rooms[room_id] = RoomView()
+            await self.layer.group_add(room_group(room_id), self.instance_id)
+        for member in members:
+            view.members[member.client_id] = member
+        view.local[conn.state.client_id] = conn
+        return view
+
+    async def detach(self, room_id: str, client_id: str) -> None:
+        """Forget a member; unsubscribe from the group when no local member is left."""
+        view = self.rooms.get(room_id)
+        if view is None:
+            return
+        view.members.pop(client_id, None)
+        view.local.pop(client_id, None)
+        if not view.local:
+            del self.rooms[room_id]
+            await self.layer.group_discard(room_group(room_id), self.instance_id)
+
+    async def announce_join(self, room_id: str, participant: Participant) -> None:
+        """Tell the room (locally and on other instances) that someone joined."""
+        text = encode_event(events.USER_JOINED, payloads.user_joined(room_id, participant))
+        view = self.rooms.get(room_id)
+        if view is not None:
+            for client_id, conn in list(view.local.items()):
+                if client_id != participant.client_id:
+                    await conn.send_sio_text(text)
+            if not view.has_remote():
+                return
+        await self.layer.group_send(
+            room_group(room_id),
+            {"type": "room.joined", "room": room_id, "participant": participant.dumps(), "text": text, "origin": self.instance_id},
+        )
+
+    async def announce_leave(self, room_id: str, outcome: LeaveOutcome, reason: str, *, remote: bool) -> None:
+        """Tell the room that someone left; ``remote`` forces the group broadcast."""
+        text = encode_event(events.USER_LEFT, payloads.user_left(room_id, outcome.participant, reason))
+        view = self.rooms.get(room_id)
+        client_id = outcome.participant.client_id
+        if view is not None:
+            view.members.pop(client_id, None)
+            for conn in list(view.local.values()):
+                await conn.send_sio_text(text)
+            remote = remote or view.has_remote()
+        if remote:
+            await self.layer.group_send(
+                room_group(room_id),
+                {"type": "room.left", "room": room_id, "client": client_id, "text": text, "origin": self.instance_id},
+            )
+
+    async def announce_closed(self, room_id: str, reason: str, *, had_remote: bool) -> None:
+        """Every member, here and elsewhere, gets `room_closed` and is out of the room."""
+        await self._close_local(room_id, reason)
+        if had_remote:
+            await self.layer.group_send(
+                room_group(room_id), {"type": "room.closed", "room": room_id, "reason": reason, "origin": self.instance_id}
+            )
+
+    async def _close_local(self, room_id: str, reason: str) -> None:
+        view = self.rooms.pop(room_id, None)
+        if view is None:
+            return
+        await self.layer.group_discard(room_group(room_id), self.instance_id)
+        text = encode_event(events.ROOM_CLOSED, payloads.room_closed(room_id, reason))
+        for conn in view.local.values():
+            if conn.state is not None and conn.state.room_id == room_id:
+                conn.state.room_id = None
+                conn.state.participant = None
+            await conn.send_sio_text(text)
+
+    # -- inbox ------------------------------------------------------------------------
+
+    async def _inbox(self) -> None:
+        while True:
+            message = await self.layer.receive(self.instance_id)
+            try:
+                await self._dispatch(message)
+            except Exception:
+                logger.exception("instance inbox failed on %s", message.get("type"))
+
+    async def _dispatch(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "peer.relay":
+            conn = self.peers.get(message["to"])
+            if conn is not None:
+                await conn.send_sio_text(message["text"])
+            return
+        if message.get("origin") == self.instance_id:
+            return
+        room_id = message["room"]
+        view = self.rooms.get(room_id)
+        if kind == "room.closed":
+            await self._close_local(room_id, message["reason"])
+            return
+        if view is None:
+            return
+        if kind == "room.joined":
+            participant = Participant.loads(message["participant"])
+            view.members[participant.client_id] = participant
+        elif kind == "room.left":
+            view.members.pop(message["client"], None)
+        exclude = message.get("exclude")
+        for client_id, conn in list(view.local.items()):
+            if client_id != exclude:
+                await conn.send_sio_text(message["text"])
+
+    # -- sweepers ---------------------------------------------------------------------
+
+    async def _sweep(self) -> None:
+        period = min(ROOM_SWEEP_PERIOD_S, self.heartbeat_s / 4)
+        next_room_sweep = 0.0
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self.presence.register_instance(self.instance_id, self.liveness_ttl_ms)
+                for instance_id in await self.presence.dead_instances():
+                    await self._reap(instance_id)
+                if time.monotonic() >= next_room_sweep:
+                    next_room_sweep = time.monotonic() + ROOM_SWEEP_PERIOD_S
+                    from signaling.service.lifecycle import close_due_rooms
+
+                    await close_due_rooms(self)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("sweeper of instance %s failed; retrying", self.instance_id)
+
+    async def _reap(self, instance_id: str) -> None:
+        if instance_id == self.instance_id:
+            return
+        left = await self.presence.reap_instance(instance_id)
+        if left:
+            logger.warning("instance %s is gone; %d participants dropped", instance_id, len(left))
+        from signaling.service.lifecycle import room_emptied
+
+        for room_id, outcome in left:
+            await self.announce_leave(room_id, outcome, LeaveReason.DISCONNECTED, remote=True)
+            if outcome.remaining == 0:
+                await room_emptied(room_id)
+
+
+_hub: Hub | None = None
+
+
+def get_hub() -> Hub:
+    """The process's hub, built from settings on first use."""
+    global _hub
+    if _hub is None:
+        url = settings.SIGNALING.redis_url
+        presence: PresenceStore = RedisPresence(url, prefix=settings.SIGNALING.redis_prefix) if url else MemoryPresence()
+        _hub = Hub(presence)
+    return _hub
+
+
+def reset_hub() -> None:
+    """Forget the hub (tests that change settings between cases)."""
+    global _hub
+    _hub = None
+
+
+async def run_db(func: Any, *args: Any) -> Any:
+    """Run an ORM call off the event loop."""
+    return await database_sync_to_async(func)(*args)

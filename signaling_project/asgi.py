@@ -1,0 +1,27 @@
+"""ASGI entry point: daphne or uvicorn serve ``signaling_project.asgi:application``.
+
+Routes ``/socket.io/`` to the Engine.IO transports (websocket and long-polling consumers)
+and everything else to Django (REST API, admin, docs, static files). A configuration error
+prints one line to stderr and exits non-zero, without a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "signaling_project.settings")
+
+from signaling_project.config import ConfigError  # noqa: E402
+
+try:
+    from django.core.asgi import get_asgi_application
+
+    django_application = get_asgi_application()
+except ConfigError as exc:
+    sys.stderr.write(f"configuration error: {exc}\n")
+    sys.exit(2)
+
+from signaling.routing import build_application  # noqa: E402
+
+application = build_application(django_application)

@@ -1,0 +1,192 @@
+"""Environment configuration: SPEC section 6.
+
+Owns the parsing and validation of every environment variable the server reads. The
+`.env` file is read first and the process environment wins. Nothing else in the project
+reads ``os.environ``: ``settings.py`` calls :func:`load_environment` once and the rest of
+the code reads ``django.conf.settings.SIGNALING`` (a frozen :class:`Config`).
+
+A bad value raises :class:`ConfigError` with one line naming the variable, what was
+expected and the value; ``manage.py`` and ``asgi.py`` print that line and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+logger = logging.getLogger(__name__)
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+# Where DEV_MODE keeps its generated secret so that tokens survive a restart.
+DEV_SECRET_FILENAME = ".dev-jwt-secret"
+MIN_SECRET_LENGTH = 16
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated server configuration (SPEC section 6); durations carry their unit."""
+
+    port: int = 8080
+    jwt_secret: str = ""
+    cors_origins: tuple[str, ...] = ("*",)
+    heartbeat_interval_ms: int = 30000
+    heartbeat_timeout_ms: int = 20000
+    room_timeout_ms: int = 300000
+    max_participants: int = 10
+    redis_url: str | None = None
+    database_url: str | None = None
+    log_level: str = "info"
+    jwt_leeway_s: int = 0
+    join_token_ttl_s: int = 300
+    max_payload_bytes: int = 1_000_000
+    max_message_bytes: int = 65536
+    rate_limit_per_s: int = 200
+    rate_limit_burst: int = 400
+    dev_mode: bool = False
+    dev_secret_generated: bool = False
+    allowed_hosts: tuple[str, ...] = ("*",)
+    redis_prefix: str = "sig"
+
+    @property
+    def cors_allow_all(self) -> bool:
+        """True when ``CORS_ORIGIN`` is ``*``."""
+        return "*" in self.cors_origins
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int, unit: str) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        qualifier = "a positive" if minimum > 0 else "a non-negative"
+        raise ConfigError(f"{name} must be {qualifier} integer{unit}, got {raw!r}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 0 or 1, got {raw!r}")
+
+
+def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    raw = env.get(name, "*").strip() or "*"
+    origins = tuple(part.strip().rstrip("/") for part in raw.split(",") if part.strip())
+    for origin in origins:
+        if origin != "*" and not origin.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"{name} must be * or a comma-separated list of http(s) origins, got {raw!r}"
+            )
+    return origins
+
+
+def load_config(environ: Mapping[str, str], *, data_dir: Path | None = None) -> Config:
+    """Validate ``environ`` into a :class:`Config`.
+
+    Args:
+        environ: the merged environment (``.env`` values overridden by the process).
+        data_dir: where DEV_MODE keeps its generated secret; no file is written when None.
+
+    Raises:
+        ConfigError: a value is malformed, or ``JWT_SECRET`` is missing outside DEV_MODE.
+    """
+    env = environ
+    dev_mode = _bool(env, "DEV_MODE", False)
+    log_level = env.get("LOG_LEVEL", "info").strip().lower() or "info"
+    if log_level not in LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {env['LOG_LEVEL']!r}")
+
+    secret = env.get("JWT_SECRET", "")
+    generated = False
+    if not secret:
+        if not dev_mode:
+            raise ConfigError(
+                "JWT_SECRET is required (set it in the environment or .env; "
+                "DEV_MODE=1 generates one for local development)"
+            )
+        secret, generated = _dev_secret(data_dir), True
+
+    port = _int(env, "PORT", 8080, minimum=1, unit="")
+    if port > 65535:
+        raise ConfigError(f"PORT must be an integer from 1 to 65535, got {env['PORT']!r}")
+    max_participants = _int(env, "MAX_PARTICIPANTS", 10, minimum=1, unit="")
+    rate_limit = _int(env, "RATE_LIMIT", 200, minimum=1, unit=" of events per second")
+    burst = _int(env, "RATE_LIMIT_BURST", 400, minimum=1, unit=" of events")
+    database_url = env.get("DATABASE_URL", "").strip() or None
+    redis_url = env.get("REDIS_URL", "").strip() or None
+    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"REDIS_URL must be a redis:// or rediss:// URL, got {redis_url!r}")
+    hosts = tuple(h.strip() for h in env.get("ALLOWED_HOSTS", "*").split(",") if h.strip())
+    return Config(
+        port=port,
+        jwt_secret=secret,
+        cors_origins=_origins(env, "CORS_ORIGIN"),
+        heartbeat_interval_ms=_int(env, "HEARTBEAT_INTERVAL", 30000, minimum=1, unit=" of milliseconds"),
+        heartbeat_timeout_ms=_int(env, "HEARTBEAT_TIMEOUT", 20000, minimum=1, unit=" of milliseconds"),
+        room_timeout_ms=_int(env, "ROOM_TIMEOUT", 300000, minimum=1, unit=" of milliseconds"),
+        max_participants=max_participants,
+        redis_url=redis_url,
+        database_url=database_url,
+        log_level=log_level,
+        jwt_leeway_s=_int(env, "JWT_LEEWAY", 0, minimum=0, unit=" of seconds"),
+        join_token_ttl_s=_int(env, "JOIN_TOKEN_TTL", 300, minimum=1, unit=" of seconds"),
+        max_payload_bytes=_int(env, "MAX_PAYLOAD", 1_000_000, minimum=1, unit=" of bytes"),
+        max_message_bytes=_int(env, "MAX_MESSAGE_BYTES", 65536, minimum=1, unit=" of bytes"),
+        rate_limit_per_s=rate_limit,
+        rate_limit_burst=burst,
+        dev_mode=dev_mode,
+        dev_secret_generated=generated,
+        allowed_hosts=hosts or ("*",),
+        redis_prefix=_prefix(env),
+    )
+
+
+def _prefix(env: Mapping[str, str]) -> str:
+    raw = env.get("REDIS_PREFIX", "sig").strip() or "sig"
+    if not raw.replace("_", "").replace("-", "").isalnum() or len(raw) > 40:
+        raise ConfigError(f"REDIS_PREFIX must be letters, digits, - or _ (at most 40), got {raw!r}")
+    return raw
+
+
+def _dev_secret(data_dir: Path | None) -> str:
+    """Return the development secret kept in ``data_dir``, creating it on first use."""
+    if data_dir is None:
+        return secrets.token_urlsafe(32)
+    path = data_dir / DEV_SECRET_FILENAME
+    try:
+        existing = path.read_text().strip()
+    except FileNotFoundError:
+        existing = ""
+    if len(existing) >= MIN_SECRET_LENGTH:
+        return existing
+    secret = secrets.token_urlsafe(32)
+    path.write_text(secret + "\n")
+    path.chmod(0o600)
+    return secret
+
+
+def read_environment(base_dir: Path) -> dict[str, str]:
+    """Merge ``base_dir/.env`` with the process environment (the process wins)."""
+    merged = {k: v for k, v in dotenv_values(base_dir / ".env").items() if v is not None}
+    merged.update(os.environ)
+    return merged
