@@ -37,6 +37,7 @@ class Config:
     """Validated server configuration (SPEC section 6); durations carry their unit."""
 
     port: int = 8080
+    host: str = "127.0.0.1"
     jwt_secret: str = ""
     cors_origins: tuple[str, ...] = ("*",)
     heartbeat_interval_ms: int = 30000
@@ -139,6 +140,7 @@ def load_config(environ: Mapping[str, str], *, data_dir: Path | None = None) -> 
     hosts = tuple(h.strip() for h in env.get("ALLOWED_HOSTS", "*").split(",") if h.strip())
     return Config(
         port=port,
+        host=env.get("HOST", "127.0.0.1").strip() or "127.0.0.1",
         jwt_secret=secret,
         cors_origins=_origins(env, "CORS_ORIGIN"),
         heartbeat_interval_ms=_int(env, "HEARTBEAT_INTERVAL", 30000, minimum=1, unit=" of milliseconds"),
