@@ -23,10 +23,14 @@ class ClosedFilter(admin.SimpleListFilter):
     title = "closed"
     parameter_name = "closed"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+    def lookups(
+        self, request: HttpRequest, model_admin: admin.ModelAdmin
+    ) -> list[tuple[str, str]]:
         return [("yes", "Closed"), ("no", "Open")]
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Room]) -> QuerySet[Room]:
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[Room]
+    ) -> QuerySet[Room]:
         if self.value() == "yes":
             return queryset.filter(closed_at__isnull=False)
         if self.value() == "no":
@@ -38,7 +42,15 @@ class ClosedFilter(admin.SimpleListFilter):
 class RoomAdmin(admin.ModelAdmin):
     """Rooms, newest first; lifecycle fields are read-only (they change through services)."""
 
-    list_display = ("id", "name", "type", "created_by", "created_at", "closed_at", "close_reason")
+    list_display = (
+        "id",
+        "name",
+        "type",
+        "created_by",
+        "created_at",
+        "closed_at",
+        "close_reason",
+    )
     list_filter = ("type", ClosedFilter)
     search_fields = ("name", "id", "created_by")
     ordering = ("-created_at",)
@@ -52,18 +64,20 @@ class RoomAdmin(admin.ModelAdmin):
         "closed_at",
         "close_reason",
     )
-    actions = ["close_selected_rooms"]
+    actions = ("close_selected_rooms",)
 
     @admin.action(description="Close selected rooms")
-    def close_selected_rooms(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:
+    def close_selected_rooms(
+        self, request: HttpRequest, queryset: QuerySet[Room]
+    ) -> None:
         """Close every selected open room; its participants get ``room_closed`` (deleted)."""
         closed = 0
         for room_id in queryset.values_list("id", flat=True):
             with transaction.atomic():
                 try:
                     room = services.close_room(room_id, CloseReason.DELETED)
-                except Room.DoesNotExist:  # deleted from the table meanwhile: nothing to close
-                    continue
+                except Room.DoesNotExist:
+                    continue  # deleted from the table meanwhile: nothing to close
                 if room is not None:
                     announce_closed_on_commit(room.id, CloseReason.DELETED)
                     closed += 1

@@ -73,7 +73,9 @@ def _flatten(errors: Any, prefix: str = "") -> dict[str, list[str]]:
         for key, value in errors.items():
             flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
         return flat
-    if isinstance(errors, list) and any(isinstance(item, dict | list) for item in errors):
+    if isinstance(errors, list) and any(
+        isinstance(item, dict | list) for item in errors
+    ):
         flat = {}
         for index, item in enumerate(errors):
             flat.update(_flatten(item, f"{prefix}.{index}" if prefix else str(index)))
@@ -88,7 +90,11 @@ def error_body(exc: exceptions.APIException) -> dict[str, Any]:
         # SPEC section 1 codes: a protected call without any credentials.
         return {"detail": str(exc.detail), "code": "missing_token"}
     if isinstance(exc.detail, dict | list):
-        return {"detail": VALIDATION_DETAIL, "code": VALIDATION_CODE, "errors": _flatten(exc.detail)}
+        return {
+            "detail": VALIDATION_DETAIL,
+            "code": VALIDATION_CODE,
+            "errors": _flatten(exc.detail),
+        }
     code = getattr(exc.detail, "code", None) or exc.default_code
     if isinstance(exc, exceptions.PermissionDenied):
         code = Forbidden.default_code
@@ -118,9 +124,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return Response(error_body(exc), status=exc.status_code, headers=headers)
 
 
-def page_not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+def page_not_found(
+    request: HttpRequest, exception: Exception | None = None
+) -> JsonResponse:
     """Django ``handler404``: unknown paths answer JSON ``{detail, code: "not_found"}``."""
-    return JsonResponse({"detail": "Not found.", "code": NOT_FOUND_CODE}, status=status.HTTP_404_NOT_FOUND)
+    return JsonResponse(
+        {"detail": "Not found.", "code": NOT_FOUND_CODE},
+        status=status.HTTP_404_NOT_FOUND,
+    )
 
 
 def server_error(request: HttpRequest) -> JsonResponse:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from django.conf import settings as django_settings
 from rest_framework import serializers
@@ -24,7 +24,9 @@ from rooms.models import MAX_DURATION_MIN_LIMIT, ROOM_NAME_MAX_LENGTH, Room
 
 def iso_utc(value: datetime) -> str:
     """Format ``value`` like JavaScript's ``Date.toISOString()``: ``2026-11-26T15:00:00.000Z``."""
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return (
+        value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
 
 
 class StrictCharField(serializers.CharField):
@@ -39,7 +41,9 @@ class StrictCharField(serializers.CharField):
 class StrictBooleanField(serializers.BooleanField):
     """A JSON ``true``/``false`` only: ``1``, ``0``, ``"true"`` are rejected."""
 
-    default_error_messages = {"invalid": "Must be a JSON boolean (true or false)."}
+    default_error_messages: ClassVar[dict[str, str]] = {
+        "invalid": "Must be a JSON boolean (true or false)."
+    }
 
     def to_internal_value(self, data: Any) -> bool:
         if not isinstance(data, bool):
@@ -50,7 +54,9 @@ class StrictBooleanField(serializers.BooleanField):
 class StrictIntegerField(serializers.IntegerField):
     """A JSON integer only: ``"60"``, ``60.0`` and booleans are rejected."""
 
-    default_error_messages = {"invalid": "Must be a JSON integer."}
+    default_error_messages: ClassVar[dict[str, str]] = {
+        "invalid": "Must be a JSON integer."
+    }
 
     def to_internal_value(self, data: Any) -> int:
         if isinstance(data, bool) or not isinstance(data, int):
@@ -70,12 +76,16 @@ class StrictChoiceField(serializers.ChoiceField):
 class RoomSettingsSerializer(serializers.Serializer):
     """The optional ``settings`` object of a create body; unknown keys are rejected."""
 
-    muteOnEntry = StrictBooleanField(required=False, default=False)  # noqa: N815 (wire name)
-    allowRecording = StrictBooleanField(required=False, default=False)  # noqa: N815
-    maxDuration = StrictIntegerField(  # noqa: N815
-        required=False, default=None, allow_null=True, min_value=1, max_value=MAX_DURATION_MIN_LIMIT
+    muteOnEntry = StrictBooleanField(required=False, default=False)
+    allowRecording = StrictBooleanField(required=False, default=False)
+    maxDuration = StrictIntegerField(
+        required=False,
+        default=None,
+        allow_null=True,
+        min_value=1,
+        max_value=MAX_DURATION_MIN_LIMIT,
     )
-    maxParticipants = StrictIntegerField(required=False, min_value=1)  # noqa: N815
+    maxParticipants = StrictIntegerField(required=False, min_value=1)
 
     def get_fields(self) -> dict[str, serializers.Field]:
         """Bound ``maxParticipants`` by the current ``MAX_PARTICIPANTS``."""
@@ -100,7 +110,9 @@ class RoomSettingsSerializer(serializers.Serializer):
 class RoomCreateSerializer(serializers.Serializer):
     """``POST /api/rooms`` body: ``name``, ``type``, optional ``settings``."""
 
-    name = StrictCharField(max_length=ROOM_NAME_MAX_LENGTH, trim_whitespace=True, allow_blank=False)
+    name = StrictCharField(
+        max_length=ROOM_NAME_MAX_LENGTH, trim_whitespace=True, allow_blank=False
+    )
     type = StrictChoiceField(choices=[t.value for t in RoomType])
     settings = RoomSettingsSerializer(required=False)
 
@@ -120,13 +132,21 @@ class RoomSerializer(serializers.ModelSerializer):
     """
 
     settings = serializers.SerializerMethodField()
-    createdBy = serializers.CharField(source="created_by")  # noqa: N815 (wire name)
-    createdAt = serializers.SerializerMethodField()  # noqa: N815
-    participantCount = serializers.SerializerMethodField()  # noqa: N815
+    createdBy = serializers.CharField(source="created_by")
+    createdAt = serializers.SerializerMethodField()
+    participantCount = serializers.SerializerMethodField()
 
     class Meta:
         model = Room
-        fields = ("id", "name", "type", "settings", "createdBy", "createdAt", "participantCount")
+        fields = (
+            "id",
+            "name",
+            "type",
+            "settings",
+            "createdBy",
+            "createdAt",
+            "participantCount",
+        )
         read_only_fields = fields
 
     def get_settings(self, room: Room) -> dict[str, Any]:
@@ -138,11 +158,11 @@ class RoomSerializer(serializers.ModelSerializer):
             "maxParticipants": room.max_participants,
         }
 
-    def get_createdAt(self, room: Room) -> str:  # noqa: N802 (DRF names it after the field)
+    def get_createdAt(self, room: Room) -> str:
         """Creation time, ISO 8601 UTC."""
         return iso_utc(room.created_at)
 
-    def get_participantCount(self, room: Room) -> int:  # noqa: N802
+    def get_participantCount(self, room: Room) -> int:
         """Live, cluster-wide participant count (0 for closed rooms)."""
         if room.is_closed:
             return 0
@@ -152,7 +172,9 @@ class RoomSerializer(serializers.ModelSerializer):
         """Add ``closed`` (and ``closedAt``/``closeReason`` once closed), and ``participants``."""
         data: dict[str, Any] = super().to_representation(room)
         if "participants" in self.context:
-            data["participants"] = [] if room.is_closed else list(self.context["participants"])
+            data["participants"] = (
+                [] if room.is_closed else list(self.context["participants"])
+            )
         data["closed"] = room.is_closed
         if room.closed_at is not None:
             data["closedAt"] = iso_utc(room.closed_at)
@@ -161,7 +183,10 @@ class RoomSerializer(serializers.ModelSerializer):
 
 
 def room_representation(
-    room: Room, *, participant_count: int, participants: list[dict[str, Any]] | None = None
+    room: Room,
+    *,
+    participant_count: int,
+    participants: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Return ``room``'s wire dict (for the socket layer's ``joined.room`` too).
 
@@ -180,5 +205,5 @@ class JoinTokenSerializer(serializers.Serializer):
     """``POST /api/rooms/{id}/join`` answer (documentation only)."""
 
     token = serializers.CharField()
-    roomId = serializers.CharField()  # noqa: N815
-    expiresIn = serializers.IntegerField(help_text="Seconds until the token expires.")  # noqa: N815
+    roomId = serializers.CharField()
+    expiresIn = serializers.IntegerField(help_text="Seconds until the token expires.")

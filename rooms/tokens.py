@@ -25,7 +25,10 @@ from typing import Any
 
 from django.conf import settings
 from rest_framework_simplejwt.backends import TokenBackend
-from rest_framework_simplejwt.exceptions import TokenBackendError, TokenBackendExpiredToken
+from rest_framework_simplejwt.exceptions import (
+    TokenBackendError,
+    TokenBackendExpiredToken,
+)
 
 __all__ = [
     "JOIN_SCOPE",
@@ -102,7 +105,9 @@ def _backend() -> TokenBackend:
     if cached is not None and cached[0] == key:
         return cached[1]
     with _backend_lock:
-        backend = TokenBackend(ALGORITHM, signing_key=config.jwt_secret, leeway=config.jwt_leeway_s)
+        backend = TokenBackend(
+            ALGORITHM, signing_key=config.jwt_secret, leeway=config.jwt_leeway_s
+        )
         _backend_cache = (key, backend)
         return backend
 
@@ -115,7 +120,9 @@ def _bounded_string(payload: dict[str, Any], claim: str, max_chars: int) -> str:
     """Return ``payload[claim]`` if it is a non-empty string of at most ``max_chars``."""
     value = payload.get(claim)
     if not isinstance(value, str) or not value or len(value) > max_chars:
-        raise _invalid(f"token claim {claim!r} must be a string of 1-{max_chars} characters")
+        raise _invalid(
+            f"token claim {claim!r} must be a string of 1-{max_chars} characters"
+        )
     return value
 
 
@@ -141,7 +148,8 @@ def authenticate_token(raw: str | None) -> Identity:
         raise TokenRejected(TokenErrorCode.EXPIRED, "token has expired") from exc
     except TokenBackendError as exc:
         raise _invalid("token is invalid") from exc
-    if not isinstance(payload, dict):  # a JSON array/string body is malformed, not a claim set
+    # A JSON array or string body is malformed, not a claim set.
+    if not isinstance(payload, dict):
         raise _invalid("token payload is not a JSON object")
     # PyJWT validates `exp` only when present; SPEC section 1 requires it.
     if "exp" not in payload:
@@ -159,7 +167,9 @@ def authenticate_token(raw: str | None) -> Identity:
     )
 
 
-def mint_agent_token(agent_id: str, *, ttl_s: int = 3600, is_staff: bool = False) -> str:
+def mint_agent_token(
+    agent_id: str, *, ttl_s: int = 3600, is_staff: bool = False
+) -> str:
     """Sign an agent token shaped like agent-link's (``agentId``, ``iat``, ``exp``).
 
     Args:

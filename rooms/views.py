@@ -16,7 +16,11 @@ from typing import Any
 
 from django.db import DatabaseError, connection, transaction
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny, BasePermission
@@ -59,7 +63,9 @@ ERROR_RESPONSE = inline_serializer(
     {
         "detail": serializers.CharField(),
         "code": serializers.CharField(),
-        "errors": serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False),
+        "errors": serializers.DictField(
+            child=serializers.ListField(child=serializers.CharField()), required=False
+        ),
     },
 )
 
@@ -114,11 +120,14 @@ class RoomViewSet(viewsets.GenericViewSet):
         )
         logger.info("room %s created by %s", room.id, room.created_by)
         return Response(
-            RoomSerializer(room, context={"participant_counts": {}}).data, status=status.HTTP_201_CREATED
+            RoomSerializer(room, context={"participant_counts": {}}).data,
+            status=status.HTTP_201_CREATED,
         )
 
     @extend_schema(
-        parameters=[OpenApiParameter("type", OpenApiTypes.STR, enum=[t.value for t in RoomType])],
+        parameters=[
+            OpenApiParameter("type", OpenApiTypes.STR, enum=[t.value for t in RoomType])
+        ],
         responses={200: RoomSerializer(many=True), 400: ERROR_RESPONSE},
         summary="List open rooms, newest first",
     )
@@ -136,16 +145,28 @@ class RoomViewSet(viewsets.GenericViewSet):
             RoomSerializer(page, many=True, context={"participant_counts": counts}).data
         )
 
-    @extend_schema(responses={200: RoomSerializer, 404: ERROR_RESPONSE}, summary="Room detail with live participants")
+    @extend_schema(
+        responses={200: RoomSerializer, 404: ERROR_RESPONSE},
+        summary="Room detail with live participants",
+    )
     def retrieve(self, request: Request, pk: str) -> Response:
         """``GET /api/rooms/{id}``: the room plus live ``participants``; closed rooms too."""
         room = self.get_room()
         participants = [] if room.is_closed else live().room_participants(room.id)
-        context = {"participant_counts": {room.id: len(participants)}, "participants": participants}
+        context = {
+            "participant_counts": {room.id: len(participants)},
+            "participants": participants,
+        }
         return Response(RoomSerializer(room, context=context).data)
 
     @extend_schema(
-        responses={204: None, 401: ERROR_RESPONSE, 403: ERROR_RESPONSE, 404: ERROR_RESPONSE, 410: ERROR_RESPONSE},
+        responses={
+            204: None,
+            401: ERROR_RESPONSE,
+            403: ERROR_RESPONSE,
+            404: ERROR_RESPONSE,
+            410: ERROR_RESPONSE,
+        },
         summary="Close a room (creator or staff)",
     )
     def destroy(self, request: Request, pk: str) -> Response:
@@ -155,7 +176,8 @@ class RoomViewSet(viewsets.GenericViewSet):
             raise RoomClosed()
         with transaction.atomic():
             closed = services.close_room(room.id, CloseReason.DELETED)
-            if closed is None:  # another request closed it between our read and our update
+            # None: another request closed it between our read and our update.
+            if closed is None:
                 raise RoomClosed()
             announce_closed_on_commit(room.id, CloseReason.DELETED)
         logger.info("room %s closed (deleted) by %s", room.id, request.user)
@@ -181,7 +203,9 @@ class RoomViewSet(viewsets.GenericViewSet):
         room = self.get_room()
         if room.is_closed:
             raise RoomClosed()
-        if live().participant_count(room.id) >= services.effective_max_participants(room):
+        if live().participant_count(room.id) >= services.effective_max_participants(
+            room
+        ):
             raise RoomFull()
         token, expires_in_s = mint_join_token(request.user.agent_id, room.id)
         return Response({"token": token, "roomId": room.id, "expiresIn": expires_in_s})
@@ -190,15 +214,19 @@ class RoomViewSet(viewsets.GenericViewSet):
 class StatsView(APIView):
     """``GET /api/stats``: cluster-wide counters."""
 
-    authentication_classes: list[type] = []
-    permission_classes = [AllowAny]
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
 
     @extend_schema(
         responses=inline_serializer(
             "Stats",
             {
                 "rooms": inline_serializer(
-                    "RoomStats", {"total": serializers.IntegerField(), "active": serializers.IntegerField()}
+                    "RoomStats",
+                    {
+                        "total": serializers.IntegerField(),
+                        "active": serializers.IntegerField(),
+                    },
                 ),
                 "connections": serializers.IntegerField(),
                 "participants": serializers.IntegerField(),
@@ -213,7 +241,10 @@ class StatsView(APIView):
         cluster = live().cluster_stats()
         return Response(
             {
-                "rooms": {"total": Room.objects.count(), "active": cluster["activeRooms"]},
+                "rooms": {
+                    "total": Room.objects.count(),
+                    "active": cluster["activeRooms"],
+                },
                 "connections": cluster["connections"],
                 "participants": cluster["participants"],
                 "uptimeSeconds": round(time.monotonic() - PROCESS_STARTED_MONOTONIC, 3),
@@ -225,10 +256,13 @@ class StatsView(APIView):
 class HealthView(APIView):
     """``GET /healthz``: the process answers."""
 
-    authentication_classes: list[type] = []
-    permission_classes = [AllowAny]
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
 
-    @extend_schema(responses=inline_serializer("Health", {"status": serializers.CharField()}), summary="Liveness")
+    @extend_schema(
+        responses=inline_serializer("Health", {"status": serializers.CharField()}),
+        summary="Liveness",
+    )
     def get(self, request: Request) -> Response:
         """Always 200 ``{"status": "ok"}``."""
         return Response({"status": "ok"})
@@ -237,11 +271,14 @@ class HealthView(APIView):
 class ReadyView(APIView):
     """``GET /readyz``: the database and the channel layer answer."""
 
-    authentication_classes: list[type] = []
-    permission_classes = [AllowAny]
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
 
     @extend_schema(
-        responses={200: inline_serializer("Ready", {"status": serializers.CharField()}), 503: ERROR_RESPONSE},
+        responses={
+            200: inline_serializer("Ready", {"status": serializers.CharField()}),
+            503: ERROR_RESPONSE,
+        },
         summary="Readiness",
     )
     def get(self, request: Request) -> Response:

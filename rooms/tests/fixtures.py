@@ -8,6 +8,11 @@ live answer (a full room, present participants) patches one function with ``monk
 
 from __future__ import annotations
 
+import base64
+import functools
+import hashlib
+import hmac
+import json
 import re
 import time
 from collections.abc import Callable
@@ -16,6 +21,7 @@ from typing import Any
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings as django_settings
 from rest_framework.test import APIClient
 
@@ -42,7 +48,116 @@ class _Matches:
 
 ANY_ISO_UTC = _Matches(ISO_UTC_RE)
 ANY_ROOM_ID = _Matches(ROOM_ID_RE)
-ANY_TEXT = _Matches(re.compile(r"^.+$", re.S))
+ANY_TEXT = _Matches(re.compile(r"^.+$", re.DOTALL))
+
+
+# --- hostile tokens (built with PyJWT or by hand) ----------------------------------------
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _hand_signed(header: dict[str, Any], payload: bytes, secret: str) -> str:
+    """A JWT signed with HMAC-SHA256 whatever its header claims (alg confusion, odd payloads)."""
+    signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(payload)}"
+    signature = hmac.new(
+        secret.encode(), signing_input.encode(), hashlib.sha256
+    ).digest()
+    return f"{signing_input}.{_b64(signature)}"
+
+
+def _rsa_private_key() -> Any:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+NOW = int(time.time())
+VALID = {"agentId": "agent-fawzi", "iat": NOW, "exp": NOW + 3600}
+
+
+@functools.cache
+def hostile_tokens(secret: str) -> dict[str, str]:
+    """``{case: token}``: tokens that must each be rejected as ``invalid_token`` (SPEC section 1)."""
+    plain = json.dumps(VALID).encode()
+    return {
+        "alg_none": jwt.encode(VALID, None, algorithm="none"),
+        "alg_none_with_hmac_signature": _hand_signed(
+            {"alg": "none", "typ": "JWT"}, plain, secret
+        ),
+        "hs512": jwt.encode(VALID, secret, algorithm="HS512"),
+        "hs384": jwt.encode(VALID, secret, algorithm="HS384"),
+        "rs256": jwt.encode(VALID, _rsa_private_key(), algorithm="RS256"),
+        "rs256_header_hmac_signed": _hand_signed(
+            {"alg": "RS256", "typ": "JWT"}, plain, secret
+        ),
+        "bad_signature": jwt.encode(
+            VALID, "not-the-server-secret-" * 3, algorithm="HS256"
+        ),
+        "tampered_payload": _tamper(jwt.encode(VALID, secret, algorithm="HS256")),
+        "missing_exp": jwt.encode(
+            {"agentId": "agent-fawzi", "iat": NOW}, secret, algorithm="HS256"
+        ),
+        "exp_not_a_number": jwt.encode(
+            {**VALID, "exp": "tomorrow"}, secret, algorithm="HS256"
+        ),
+        "nbf_in_future": jwt.encode(
+            {**VALID, "nbf": NOW + 600}, secret, algorithm="HS256"
+        ),
+        "iat_in_future": jwt.encode(
+            {**VALID, "iat": NOW + 600}, secret, algorithm="HS256"
+        ),
+        "agent_id_missing": jwt.encode(
+            {"iat": NOW, "exp": NOW + 3600}, secret, algorithm="HS256"
+        ),
+        "agent_id_empty": jwt.encode(
+            {**VALID, "agentId": ""}, secret, algorithm="HS256"
+        ),
+        "agent_id_number": jwt.encode(
+            {**VALID, "agentId": 42}, secret, algorithm="HS256"
+        ),
+        "agent_id_null": jwt.encode(
+            {**VALID, "agentId": None}, secret, algorithm="HS256"
+        ),
+        "agent_id_list": jwt.encode(
+            {**VALID, "agentId": ["agent-fawzi"]}, secret, algorithm="HS256"
+        ),
+        "agent_id_129_chars": jwt.encode(
+            {**VALID, "agentId": "a" * 129}, secret, algorithm="HS256"
+        ),
+        "user_id_instead_of_agent_id": jwt.encode(
+            {"user_id": "agent-fawzi", "iat": NOW, "exp": NOW + 3600}, secret
+        ),
+        "other_scope": jwt.encode(
+            {**VALID, "scope": "admin"}, secret, algorithm="HS256"
+        ),
+        "join_without_room_id": jwt.encode(
+            {**VALID, "scope": "room:join", "jti": "j1"}, secret
+        ),
+        "join_without_jti": jwt.encode(
+            {**VALID, "scope": "room:join", "roomId": "r_1"}, secret
+        ),
+        "join_with_empty_room_id": jwt.encode(
+            {**VALID, "scope": "room:join", "roomId": "", "jti": "j1"}, secret
+        ),
+        "payload_is_array": _hand_signed(
+            {"alg": "HS256", "typ": "JWT"}, b"[1, 2]", secret
+        ),
+        "payload_not_json": _hand_signed(
+            {"alg": "HS256", "typ": "JWT"}, b"not json", secret
+        ),
+        "garbage": "garbage",
+        "three_garbage_parts": "a.b.c",
+        "two_parts": "eyJhbGciOiJIUzI1NiJ9.eyJhZ2VudElkIjoieCJ9",
+    }
+
+
+def _tamper(token: str) -> str:
+    header, _payload, signature = token.split(".")
+    forged = _b64(json.dumps({**VALID, "agentId": "agent-mallory"}).encode())
+    return f"{header}.{forged}.{signature}"
+
+
+HOSTILE_TOKEN_CASES = list(hostile_tokens("case-names-only-" * 4))
 
 
 @pytest.fixture
@@ -59,9 +174,18 @@ def make_jwt(jwt_secret: str) -> Callable[..., str]:
     """
 
     def build(
-        claims: dict[str, Any], *, key: str | None = None, algorithm: str = "HS256", headers: dict[str, Any] | None = None
+        claims: dict[str, Any],
+        *,
+        key: str | None = None,
+        algorithm: str = "HS256",
+        headers: dict[str, Any] | None = None,
     ) -> str:
-        return jwt.encode(claims, jwt_secret if key is None else key, algorithm=algorithm, headers=headers)
+        return jwt.encode(
+            claims,
+            jwt_secret if key is None else key,
+            algorithm=algorithm,
+            headers=headers,
+        )
 
     return build
 
@@ -89,7 +213,9 @@ def client_as(agent_token: Callable[..., str]) -> Callable[..., APIClient]:
 
     def build(agent_id: str = "agent-fawzi", **extra: Any) -> APIClient:
         client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {agent_token(agent_id, **extra)}")
+        client.credentials(
+            HTTP_AUTHORIZATION=f"Bearer {agent_token(agent_id, **extra)}"
+        )
         return client
 
     return build
@@ -100,7 +226,11 @@ def make_room(db: None) -> Callable[..., Room]:
     """Create a room through ``rooms.services.create_room`` (defaults: a voice room of agent-fawzi)."""
 
     def create(**overrides: Any) -> Room:
-        fields: dict[str, Any] = {"name": "My Voice Room", "room_type": "voice", "created_by": "agent-fawzi"}
+        fields: dict[str, Any] = {
+            "name": "My Voice Room",
+            "room_type": "voice",
+            "created_by": "agent-fawzi",
+        }
         fields.update(overrides)
         return services.create_room(**fields)
 

@@ -11,20 +11,26 @@ from typing import Any
 import jwt
 import pytest
 from django.conf import settings as django_settings
-from django.test.utils import CaptureQueriesContext
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from rooms import services
 from rooms.enums import CloseReason
 from rooms.models import Room
-from rooms.tests.fixtures import ANY_ISO_UTC, ANY_ROOM_ID, ANY_TEXT
 from rooms.serializers import iso_utc
-from rooms import services
+from rooms.tests.fixtures import ANY_ISO_UTC, ANY_ROOM_ID, ANY_TEXT
+from rooms.views import RoomViewSet
 
 pytestmark = pytest.mark.django_db
 
-DEFAULT_SETTINGS = {"muteOnEntry": False, "allowRecording": False, "maxDuration": None, "maxParticipants": 10}
+DEFAULT_SETTINGS = {
+    "muteOnEntry": False,
+    "allowRecording": False,
+    "maxDuration": None,
+    "maxParticipants": 10,
+}
 
 
 def _room_json(room: Room, **overrides: Any) -> dict[str, Any]:
@@ -51,7 +57,9 @@ def _room_json(room: Room, **overrides: Any) -> dict[str, Any]:
 # --- POST /api/rooms -------------------------------------------------------------------
 
 
-def test_create_room_with_seed_body_answers_201_with_the_room(client_as: Callable[..., APIClient]) -> None:
+def test_create_room_with_seed_body_answers_201_with_the_room(
+    client_as: Callable[..., APIClient],
+) -> None:
     # given the seed README's body
     body = {
         "name": "My Voice Room",
@@ -66,20 +74,40 @@ def test_create_room_with_seed_body_answers_201_with_the_room(client_as: Callabl
         "id": ANY_ROOM_ID,
         "name": "My Voice Room",
         "type": "voice",
-        "settings": {"muteOnEntry": False, "allowRecording": False, "maxDuration": 60, "maxParticipants": 10},
+        "settings": {
+            "muteOnEntry": False,
+            "allowRecording": False,
+            "maxDuration": 60,
+            "maxParticipants": 10,
+        },
         "createdBy": "agent-fawzi",
         "createdAt": ANY_ISO_UTC,
         "participantCount": 0,
         "closed": False,
     }
     room = Room.objects.get()
-    assert (room.id, room.max_duration_min, room.created_by) == (response.json()["id"], 60, "agent-fawzi")
-    assert room.expires_at == room.created_at + timedelta(milliseconds=django_settings.SIGNALING.room_timeout_ms)
-    assert (room.first_joined_at, room.closes_at, room.closed_at, room.close_reason) == (None, None, None, "")
+    assert (room.id, room.max_duration_min, room.created_by) == (
+        response.json()["id"],
+        60,
+        "agent-fawzi",
+    )
+    assert room.expires_at == room.created_at + timedelta(
+        milliseconds=django_settings.SIGNALING.room_timeout_ms
+    )
+    assert (
+        room.first_joined_at,
+        room.closes_at,
+        room.closed_at,
+        room.close_reason,
+    ) == (None, None, None, "")
 
 
-def test_create_room_without_settings_uses_defaults(client_as: Callable[..., APIClient]) -> None:
-    response = client_as().post("/api/rooms", {"name": "  Standup  ", "type": "video"}, format="json")
+def test_create_room_without_settings_uses_defaults(
+    client_as: Callable[..., APIClient],
+) -> None:
+    response = client_as().post(
+        "/api/rooms", {"name": "  Standup  ", "type": "video"}, format="json"
+    )
     assert response.status_code == 201
     assert response.json() == {
         "id": ANY_ROOM_ID,
@@ -99,7 +127,12 @@ def test_create_room_accepts_every_setting_and_ignores_unknown_top_level_keys(
     body = {
         "name": "x" * 100,
         "type": "voice",
-        "settings": {"muteOnEntry": True, "allowRecording": True, "maxDuration": 1440, "maxParticipants": 1},
+        "settings": {
+            "muteOnEntry": True,
+            "allowRecording": True,
+            "maxDuration": 1440,
+            "maxParticipants": 1,
+        },
         "color": "blue",
         "id": "r_chosen_by_client",
     }
@@ -119,13 +152,22 @@ def test_create_room_max_participants_defaults_to_configured_cap(
     client_as: Callable[..., APIClient], settings: Any
 ) -> None:
     settings.SIGNALING = dataclasses.replace(settings.SIGNALING, max_participants=4)
-    response = client_as().post("/api/rooms", {"name": "a", "type": "voice", "settings": {}}, format="json")
+    response = client_as().post(
+        "/api/rooms", {"name": "a", "type": "voice", "settings": {}}, format="json"
+    )
     assert response.json()["settings"] == {**DEFAULT_SETTINGS, "maxParticipants": 4}
 
 
-def test_room_ids_are_unique_url_safe_and_unguessable(client_as: Callable[..., APIClient]) -> None:
+def test_room_ids_are_unique_url_safe_and_unguessable(
+    client_as: Callable[..., APIClient],
+) -> None:
     client = client_as()
-    ids = {client.post("/api/rooms", {"name": "a", "type": "voice"}, format="json").json()["id"] for _ in range(20)}
+    ids = {
+        client.post("/api/rooms", {"name": "a", "type": "voice"}, format="json").json()[
+            "id"
+        ]
+        for _ in range(20)
+    }
     assert len(ids) == 20
     assert all(room_id == ANY_ROOM_ID for room_id in ids)
 
@@ -139,64 +181,159 @@ INVALID_BODIES: list[tuple[str, Any, dict[str, list[Any]]]] = [
     ("type_missing", {"name": "a"}, {"type": [ANY_TEXT]}),
     ("type_unknown", {"name": "a", "type": "audio"}, {"type": [ANY_TEXT]}),
     ("type_not_string", {"name": "a", "type": ["voice"]}, {"type": [ANY_TEXT]}),
-    ("settings_not_object", {"name": "a", "type": "voice", "settings": [1]}, {"settings.non_field_errors": [ANY_TEXT]}),
-    ("settings_null", {"name": "a", "type": "voice", "settings": None}, {"settings": [ANY_TEXT]}),
-    ("settings_unknown_key", {"name": "a", "type": "voice", "settings": {"color": 1}}, {"settings.color": [ANY_TEXT]}),
-    ("max_duration_string", {"name": "a", "type": "voice", "settings": {"maxDuration": "60"}}, {"settings.maxDuration": [ANY_TEXT]}),
-    ("max_duration_float", {"name": "a", "type": "voice", "settings": {"maxDuration": 60.5}}, {"settings.maxDuration": [ANY_TEXT]}),
-    ("max_duration_true", {"name": "a", "type": "voice", "settings": {"maxDuration": True}}, {"settings.maxDuration": [ANY_TEXT]}),
-    ("max_duration_zero", {"name": "a", "type": "voice", "settings": {"maxDuration": 0}}, {"settings.maxDuration": [ANY_TEXT]}),
-    ("max_duration_1441", {"name": "a", "type": "voice", "settings": {"maxDuration": 1441}}, {"settings.maxDuration": [ANY_TEXT]}),
-    ("mute_on_entry_one", {"name": "a", "type": "voice", "settings": {"muteOnEntry": 1}}, {"settings.muteOnEntry": [ANY_TEXT]}),
-    ("mute_on_entry_string", {"name": "a", "type": "voice", "settings": {"muteOnEntry": "true"}}, {"settings.muteOnEntry": [ANY_TEXT]}),
-    ("allow_recording_zero", {"name": "a", "type": "voice", "settings": {"allowRecording": 0}}, {"settings.allowRecording": [ANY_TEXT]}),
-    ("allow_recording_null", {"name": "a", "type": "voice", "settings": {"allowRecording": None}}, {"settings.allowRecording": [ANY_TEXT]}),
-    ("max_participants_zero", {"name": "a", "type": "voice", "settings": {"maxParticipants": 0}}, {"settings.maxParticipants": [ANY_TEXT]}),
-    ("max_participants_above_cap", {"name": "a", "type": "voice", "settings": {"maxParticipants": 11}}, {"settings.maxParticipants": [ANY_TEXT]}),
-    ("max_participants_string", {"name": "a", "type": "voice", "settings": {"maxParticipants": "5"}}, {"settings.maxParticipants": [ANY_TEXT]}),
-    ("body_is_array", [{"name": "a", "type": "voice"}], {"non_field_errors": [ANY_TEXT]}),
+    (
+        "settings_not_object",
+        {"name": "a", "type": "voice", "settings": [1]},
+        {"settings.non_field_errors": [ANY_TEXT]},
+    ),
+    (
+        "settings_null",
+        {"name": "a", "type": "voice", "settings": None},
+        {"settings": [ANY_TEXT]},
+    ),
+    (
+        "settings_unknown_key",
+        {"name": "a", "type": "voice", "settings": {"color": 1}},
+        {"settings.color": [ANY_TEXT]},
+    ),
+    (
+        "max_duration_string",
+        {"name": "a", "type": "voice", "settings": {"maxDuration": "60"}},
+        {"settings.maxDuration": [ANY_TEXT]},
+    ),
+    (
+        "max_duration_float",
+        {"name": "a", "type": "voice", "settings": {"maxDuration": 60.5}},
+        {"settings.maxDuration": [ANY_TEXT]},
+    ),
+    (
+        "max_duration_true",
+        {"name": "a", "type": "voice", "settings": {"maxDuration": True}},
+        {"settings.maxDuration": [ANY_TEXT]},
+    ),
+    (
+        "max_duration_zero",
+        {"name": "a", "type": "voice", "settings": {"maxDuration": 0}},
+        {"settings.maxDuration": [ANY_TEXT]},
+    ),
+    (
+        "max_duration_1441",
+        {"name": "a", "type": "voice", "settings": {"maxDuration": 1441}},
+        {"settings.maxDuration": [ANY_TEXT]},
+    ),
+    (
+        "mute_on_entry_one",
+        {"name": "a", "type": "voice", "settings": {"muteOnEntry": 1}},
+        {"settings.muteOnEntry": [ANY_TEXT]},
+    ),
+    (
+        "mute_on_entry_string",
+        {"name": "a", "type": "voice", "settings": {"muteOnEntry": "true"}},
+        {"settings.muteOnEntry": [ANY_TEXT]},
+    ),
+    (
+        "allow_recording_zero",
+        {"name": "a", "type": "voice", "settings": {"allowRecording": 0}},
+        {"settings.allowRecording": [ANY_TEXT]},
+    ),
+    (
+        "allow_recording_null",
+        {"name": "a", "type": "voice", "settings": {"allowRecording": None}},
+        {"settings.allowRecording": [ANY_TEXT]},
+    ),
+    (
+        "max_participants_zero",
+        {"name": "a", "type": "voice", "settings": {"maxParticipants": 0}},
+        {"settings.maxParticipants": [ANY_TEXT]},
+    ),
+    (
+        "max_participants_above_cap",
+        {"name": "a", "type": "voice", "settings": {"maxParticipants": 11}},
+        {"settings.maxParticipants": [ANY_TEXT]},
+    ),
+    (
+        "max_participants_string",
+        {"name": "a", "type": "voice", "settings": {"maxParticipants": "5"}},
+        {"settings.maxParticipants": [ANY_TEXT]},
+    ),
+    (
+        "body_is_array",
+        [{"name": "a", "type": "voice"}],
+        {"non_field_errors": [ANY_TEXT]},
+    ),
 ]
 
 
-@pytest.mark.parametrize(("_case", "body", "errors"), INVALID_BODIES, ids=[case[0] for case in INVALID_BODIES])
+@pytest.mark.parametrize(
+    ("_case", "body", "errors"),
+    INVALID_BODIES,
+    ids=[case[0] for case in INVALID_BODIES],
+)
 def test_create_room_with_invalid_body_answers_400_and_creates_nothing(
-    client_as: Callable[..., APIClient], _case: str, body: Any, errors: dict[str, list[Any]]
+    client_as: Callable[..., APIClient],
+    _case: str,
+    body: Any,
+    errors: dict[str, list[Any]],
 ) -> None:
     # when
     response = client_as().post("/api/rooms", body, format="json")
     # then
     assert response.status_code == 400
-    assert response.json() == {"detail": "The request is invalid.", "code": "invalid", "errors": errors}
+    assert response.json() == {
+        "detail": "The request is invalid.",
+        "code": "invalid",
+        "errors": errors,
+    }
     assert Room.objects.count() == 0
 
 
-def test_create_room_with_malformed_json_answers_400_parse_error(client_as: Callable[..., APIClient]) -> None:
-    response = client_as().post("/api/rooms", "{not json", content_type="application/json")
+def test_create_room_with_malformed_json_answers_400_parse_error(
+    client_as: Callable[..., APIClient],
+) -> None:
+    response = client_as().post(
+        "/api/rooms", "{not json", content_type="application/json"
+    )
     assert response.status_code == 400
     assert response.json() == {"detail": ANY_TEXT, "code": "parse_error"}
     assert Room.objects.count() == 0
 
 
-def test_create_room_with_form_body_answers_415(client_as: Callable[..., APIClient]) -> None:
-    response = client_as().post("/api/rooms", "name=a&type=voice", content_type="application/x-www-form-urlencoded")
+def test_create_room_with_form_body_answers_415(
+    client_as: Callable[..., APIClient],
+) -> None:
+    response = client_as().post(
+        "/api/rooms",
+        "name=a&type=voice",
+        content_type="application/x-www-form-urlencoded",
+    )
     assert response.status_code == 415
     assert response.json() == {"detail": ANY_TEXT, "code": "unsupported_media_type"}
 
 
-def test_create_room_without_token_answers_401_missing_token(api_client: APIClient) -> None:
-    response = api_client.post("/api/rooms", {"name": "a", "type": "voice"}, format="json")
+def test_create_room_without_token_answers_401_missing_token(
+    api_client: APIClient,
+) -> None:
+    response = api_client.post(
+        "/api/rooms", {"name": "a", "type": "voice"}, format="json"
+    )
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"] == 'Bearer realm="api"'
     assert response.json() == {"detail": ANY_TEXT, "code": "missing_token"}
     assert Room.objects.count() == 0
 
 
-def test_create_room_as_signed_in_django_user_answers_403(api_client: APIClient, django_user_model: Any) -> None:
+def test_create_room_as_signed_in_django_user_answers_403(
+    api_client: APIClient, django_user_model: Any
+) -> None:
     # given a session user (not an agent): rooms are created by agents
-    user = django_user_model.objects.create_user("ops", password="pw-123456789", is_staff=True)
+    user = django_user_model.objects.create_user(
+        "ops", password="pw-123456789", is_staff=True
+    )
     api_client.force_login(user)
     # when
-    response = api_client.post("/api/rooms", {"name": "a", "type": "voice"}, format="json")
+    response = api_client.post(
+        "/api/rooms", {"name": "a", "type": "voice"}, format="json"
+    )
     # then
     assert response.status_code == 403
     assert response.json() == {"detail": ANY_TEXT, "code": "forbidden"}
@@ -206,11 +343,15 @@ def test_create_room_as_signed_in_django_user_answers_403(api_client: APIClient,
 # --- GET /api/rooms --------------------------------------------------------------------
 
 
-def test_list_rooms_is_a_drf_page_of_open_rooms_newest_first(api_client: APIClient, make_room: Callable[..., Room]) -> None:
+def test_list_rooms_is_a_drf_page_of_open_rooms_newest_first(
+    api_client: APIClient, make_room: Callable[..., Room]
+) -> None:
     # given two open rooms and a closed one
     older = make_room(name="older")
     newer = make_room(name="newer", room_type="video")
-    Room.objects.filter(pk=older.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+    Room.objects.filter(pk=older.pk).update(
+        created_at=timezone.now() - timedelta(minutes=5)
+    )
     older.refresh_from_db()
     closed = make_room(name="closed")
     services.close_room(closed.id, CloseReason.DELETED)
@@ -218,45 +359,80 @@ def test_list_rooms_is_a_drf_page_of_open_rooms_newest_first(api_client: APIClie
     response = api_client.get("/api/rooms")
     # then
     assert response.status_code == 200
-    assert response.json() == {"count": 2, "next": None, "previous": None, "results": [_room_json(newer), _room_json(older)]}
+    assert response.json() == {
+        "count": 2,
+        "next": None,
+        "previous": None,
+        "results": [_room_json(newer), _room_json(older)],
+    }
 
 
 def test_list_rooms_empty(api_client: APIClient) -> None:
     response = api_client.get("/api/rooms")
-    assert (response.status_code, response.json()) == (200, {"count": 0, "next": None, "previous": None, "results": []})
+    assert (response.status_code, response.json()) == (
+        200,
+        {"count": 0, "next": None, "previous": None, "results": []},
+    )
 
 
 @pytest.mark.parametrize("_case", ["voice", "video"])
-def test_list_rooms_filters_by_type(api_client: APIClient, make_room: Callable[..., Room], _case: str) -> None:
+def test_list_rooms_filters_by_type(
+    api_client: APIClient, make_room: Callable[..., Room], _case: str
+) -> None:
     voice, video = make_room(room_type="voice"), make_room(room_type="video")
     response = api_client.get("/api/rooms", {"type": _case})
     expected = voice if _case == "voice" else video
-    assert response.json() == {"count": 1, "next": None, "previous": None, "results": [_room_json(expected)]}
+    assert response.json() == {
+        "count": 1,
+        "next": None,
+        "previous": None,
+        "results": [_room_json(expected)],
+    }
 
 
 def test_list_rooms_with_unknown_type_answers_400(api_client: APIClient) -> None:
     response = api_client.get("/api/rooms", {"type": "hologram"})
     assert response.status_code == 400
-    assert response.json() == {"detail": "The request is invalid.", "code": "invalid", "errors": {"type": [ANY_TEXT]}}
+    assert response.json() == {
+        "detail": "The request is invalid.",
+        "code": "invalid",
+        "errors": {"type": [ANY_TEXT]},
+    }
 
 
-def test_list_rooms_paginates(api_client: APIClient, make_room: Callable[..., Room], settings: Any) -> None:
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "PAGE_SIZE": 2}
+def test_list_rooms_paginates(
+    api_client: APIClient,
+    make_room: Callable[..., Room],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(RoomViewSet.pagination_class, "page_size", 2)
     for index in range(3):
         make_room(name=f"room {index}")
     first = api_client.get("/api/rooms").json()
     second = api_client.get("/api/rooms", {"page": 2}).json()
-    assert (first["count"], len(first["results"]), first["next"], first["previous"]) == (
+    assert (
+        first["count"],
+        len(first["results"]),
+        first["next"],
+        first["previous"],
+    ) == (
         3,
         2,
         "http://testserver/api/rooms?page=2",
         None,
     )
-    assert (len(second["results"]), second["next"], second["previous"]) == (1, None, "http://testserver/api/rooms")
+    assert (len(second["results"]), second["next"], second["previous"]) == (
+        1,
+        None,
+        "http://testserver/api/rooms",
+    )
 
 
 def test_list_rooms_reports_live_counts_in_one_call(
-    api_client: APIClient, make_room: Callable[..., Room], live: ModuleType, monkeypatch: pytest.MonkeyPatch
+    api_client: APIClient,
+    make_room: Callable[..., Room],
+    live: ModuleType,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # given
     first, second = make_room(), make_room()
@@ -270,11 +446,16 @@ def test_list_rooms_reports_live_counts_in_one_call(
     # when
     results = api_client.get("/api/rooms").json()["results"]
     # then
-    assert {room["id"]: room["participantCount"] for room in results} == {first.id: 3, second.id: 0}
+    assert {room["id"]: room["participantCount"] for room in results} == {
+        first.id: 3,
+        second.id: 0,
+    }
     assert calls == [sorted([first.id, second.id])]
 
 
-def test_list_rooms_query_count_does_not_grow_with_rooms(api_client: APIClient, make_room: Callable[..., Room]) -> None:
+def test_list_rooms_query_count_does_not_grow_with_rooms(
+    api_client: APIClient, make_room: Callable[..., Room]
+) -> None:
     for _ in range(5):
         make_room()
     with CaptureQueriesContext(connection) as queries:
@@ -286,15 +467,30 @@ def test_list_rooms_query_count_does_not_grow_with_rooms(api_client: APIClient, 
 
 
 def test_room_detail_includes_live_participants(
-    api_client: APIClient, make_room: Callable[..., Room], live: ModuleType, monkeypatch: pytest.MonkeyPatch
+    api_client: APIClient,
+    make_room: Callable[..., Room],
+    live: ModuleType,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # given a room with two participants somewhere in the cluster
     room = make_room(mute_on_entry=True, max_duration_min=30, max_participants=5)
     people = [
-        {"clientId": "c1", "agentId": "agent-a", "joinedAt": "2026-11-26T15:00:00.000Z", "muted": True},
-        {"clientId": "c2", "agentId": "agent-b", "joinedAt": "2026-11-26T15:00:01.000Z", "muted": False},
+        {
+            "clientId": "c1",
+            "agentId": "agent-a",
+            "joinedAt": "2026-11-26T15:00:00.000Z",
+            "muted": True,
+        },
+        {
+            "clientId": "c2",
+            "agentId": "agent-b",
+            "joinedAt": "2026-11-26T15:00:01.000Z",
+            "muted": False,
+        },
     ]
-    monkeypatch.setattr(live, "room_participants", lambda room_id: people if room_id == room.id else [])
+    monkeypatch.setattr(
+        live, "room_participants", lambda room_id: people if room_id == room.id else []
+    )
     # when
     response = api_client.get(f"/api/rooms/{room.id}")
     # then
@@ -302,13 +498,20 @@ def test_room_detail_includes_live_participants(
     assert response.json() == _room_json(room, participantCount=2, participants=people)
 
 
-def test_room_detail_of_empty_room_has_no_participants(api_client: APIClient, make_room: Callable[..., Room]) -> None:
+def test_room_detail_of_empty_room_has_no_participants(
+    api_client: APIClient, make_room: Callable[..., Room]
+) -> None:
     room = make_room()
     response = api_client.get(f"/api/rooms/{room.id}")
-    assert (response.status_code, response.json()) == (200, _room_json(room, participants=[]))
+    assert (response.status_code, response.json()) == (
+        200,
+        _room_json(room, participants=[]),
+    )
 
 
-def test_closed_room_detail_answers_200_with_closed_fields(api_client: APIClient, make_room: Callable[..., Room]) -> None:
+def test_closed_room_detail_answers_200_with_closed_fields(
+    api_client: APIClient, make_room: Callable[..., Room]
+) -> None:
     # given
     room = make_room()
     closed = services.close_room(room.id, CloseReason.MAX_DURATION)
@@ -318,30 +521,52 @@ def test_closed_room_detail_answers_200_with_closed_fields(api_client: APIClient
     # then
     assert response.status_code == 200
     assert response.json() == _room_json(
-        room, participants=[], closed=True, closedAt=iso_utc(closed.closed_at), closeReason="max_duration"
+        room,
+        participants=[],
+        closed=True,
+        closedAt=iso_utc(closed.closed_at),
+        closeReason="max_duration",
     )
 
 
-@pytest.mark.parametrize("_case", ["r_doesnotexist", "room-123", "%20", "r_" + "x" * 60])
-def test_unknown_room_detail_answers_404_room_not_found(api_client: APIClient, _case: str) -> None:
+@pytest.mark.parametrize(
+    "_case", ["r_doesnotexist", "room-123", "%20", "r_" + "x" * 60]
+)
+def test_unknown_room_detail_answers_404_room_not_found(
+    api_client: APIClient, _case: str
+) -> None:
     response = api_client.get(f"/api/rooms/{_case}")
-    assert (response.status_code, response.json()) == (404, {"detail": "Room not found.", "code": "room_not_found"})
+    assert (response.status_code, response.json()) == (
+        404,
+        {"detail": "Room not found.", "code": "room_not_found"},
+    )
 
 
-def test_room_path_with_trailing_slash_is_json_404(api_client: APIClient, make_room: Callable[..., Room]) -> None:
+def test_room_path_with_trailing_slash_is_json_404(
+    api_client: APIClient, make_room: Callable[..., Room]
+) -> None:
     room = make_room()
     response = api_client.get(f"/api/rooms/{room.id}/")
-    assert (response.status_code, response.json()) == (404, {"detail": "Not found.", "code": "not_found"})
+    assert (response.status_code, response.json()) == (
+        404,
+        {"detail": "Not found.", "code": "not_found"},
+    )
 
 
 # --- DELETE /api/rooms/{id} ------------------------------------------------------------
 
 
 @pytest.fixture
-def announced(live: ModuleType, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+def announced(
+    live: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> list[tuple[str, str]]:
     """Record live.announce_room_closed calls (made after commit)."""
     calls: list[tuple[str, str]] = []
-    monkeypatch.setattr(live, "announce_room_closed", lambda room_id, reason: calls.append((room_id, reason)))
+    monkeypatch.setattr(
+        live,
+        "announce_room_closed",
+        lambda room_id, reason: calls.append((room_id, reason)),
+    )
     return calls
 
 
@@ -365,7 +590,9 @@ def test_creator_deletes_room_204_and_room_is_closed_and_announced(
 
 
 def test_staff_token_deletes_someone_elses_room(
-    client_as: Callable[..., APIClient], make_room: Callable[..., Room], announced: list[tuple[str, str]]
+    client_as: Callable[..., APIClient],
+    make_room: Callable[..., Room],
+    announced: list[tuple[str, str]],
 ) -> None:
     room = make_room(created_by="agent-fawzi")
     response = client_as("agent-ops", is_staff=True).delete(f"/api/rooms/{room.id}")
@@ -374,65 +601,102 @@ def test_staff_token_deletes_someone_elses_room(
 
 
 def test_signed_in_staff_user_deletes_room(
-    make_room: Callable[..., Room], django_user_model: Any, announced: list[tuple[str, str]]
+    make_room: Callable[..., Room],
+    django_user_model: Any,
+    announced: list[tuple[str, str]],
 ) -> None:
     room = make_room()
     client = APIClient()
-    client.force_login(django_user_model.objects.create_user("ops", password="pw-123456789", is_staff=True))
+    client.force_login(
+        django_user_model.objects.create_user(
+            "ops", password="pw-123456789", is_staff=True
+        )
+    )
     response = client.delete(f"/api/rooms/{room.id}")
     assert response.status_code == 204
     assert Room.objects.get(pk=room.id).is_closed
 
 
 def test_non_creator_delete_answers_403_and_room_stays_open(
-    client_as: Callable[..., APIClient], make_room: Callable[..., Room], announced: list[tuple[str, str]]
+    client_as: Callable[..., APIClient],
+    make_room: Callable[..., Room],
+    announced: list[tuple[str, str]],
 ) -> None:
     room = make_room(created_by="agent-fawzi")
     response = client_as("agent-mallory").delete(f"/api/rooms/{room.id}")
-    assert (response.status_code, response.json()) == (403, {"detail": ANY_TEXT, "code": "forbidden"})
+    assert (response.status_code, response.json()) == (
+        403,
+        {"detail": ANY_TEXT, "code": "forbidden"},
+    )
     assert Room.objects.get(pk=room.id).is_closed is False
     assert announced == []
 
 
 def test_staff_claim_must_be_true_not_truthy(
-    client_as: Callable[..., APIClient], make_room: Callable[..., Room], announced: list[tuple[str, str]]
+    client_as: Callable[..., APIClient],
+    make_room: Callable[..., Room],
+    announced: list[tuple[str, str]],
 ) -> None:
     room = make_room(created_by="agent-fawzi")
-    response = client_as("agent-mallory", is_staff="yes").delete(f"/api/rooms/{room.id}")
+    response = client_as("agent-mallory", is_staff="yes").delete(
+        f"/api/rooms/{room.id}"
+    )
     assert response.status_code == 403
     assert not Room.objects.get(pk=room.id).is_closed
 
 
 def test_non_staff_session_user_delete_answers_403(
-    make_room: Callable[..., Room], django_user_model: Any, announced: list[tuple[str, str]]
+    make_room: Callable[..., Room],
+    django_user_model: Any,
+    announced: list[tuple[str, str]],
 ) -> None:
     room = make_room()
     client = APIClient()
-    client.force_login(django_user_model.objects.create_user("someone", password="pw-123456789"))
+    client.force_login(
+        django_user_model.objects.create_user("someone", password="pw-123456789")
+    )
     response = client.delete(f"/api/rooms/{room.id}")
-    assert (response.status_code, response.json()) == (403, {"detail": ANY_TEXT, "code": "forbidden"})
+    assert (response.status_code, response.json()) == (
+        403,
+        {"detail": ANY_TEXT, "code": "forbidden"},
+    )
 
 
 def test_delete_of_closed_room_answers_410_and_announces_nothing(
-    client_as: Callable[..., APIClient], make_room: Callable[..., Room], announced: list[tuple[str, str]]
+    client_as: Callable[..., APIClient],
+    make_room: Callable[..., Room],
+    announced: list[tuple[str, str]],
 ) -> None:
     room = make_room()
     services.close_room(room.id, CloseReason.EXPIRED)
     response = client_as("agent-fawzi").delete(f"/api/rooms/{room.id}")
-    assert (response.status_code, response.json()) == (410, {"detail": "Room is closed.", "code": "room_closed"})
+    assert (response.status_code, response.json()) == (
+        410,
+        {"detail": "Room is closed.", "code": "room_closed"},
+    )
     assert Room.objects.get(pk=room.id).close_reason == "expired"
     assert announced == []
 
 
-def test_delete_of_unknown_room_answers_404(client_as: Callable[..., APIClient]) -> None:
+def test_delete_of_unknown_room_answers_404(
+    client_as: Callable[..., APIClient],
+) -> None:
     response = client_as().delete("/api/rooms/r_nope")
-    assert (response.status_code, response.json()) == (404, {"detail": "Room not found.", "code": "room_not_found"})
+    assert (response.status_code, response.json()) == (
+        404,
+        {"detail": "Room not found.", "code": "room_not_found"},
+    )
 
 
-def test_delete_without_token_answers_401(api_client: APIClient, make_room: Callable[..., Room]) -> None:
+def test_delete_without_token_answers_401(
+    api_client: APIClient, make_room: Callable[..., Room]
+) -> None:
     room = make_room()
     response = api_client.delete(f"/api/rooms/{room.id}")
-    assert (response.status_code, response.json()) == (401, {"detail": ANY_TEXT, "code": "missing_token"})
+    assert (response.status_code, response.json()) == (
+        401,
+        {"detail": ANY_TEXT, "code": "missing_token"},
+    )
     assert response.headers["WWW-Authenticate"] == 'Bearer realm="api"'
     assert not Room.objects.get(pk=room.id).is_closed
 
@@ -471,11 +735,17 @@ def test_join_of_full_room_answers_409_room_full(
     room = make_room(max_participants=2)
     monkeypatch.setattr(live, "participant_count", lambda room_id: 2)
     response = client_as().post(f"/api/rooms/{room.id}/join")
-    assert (response.status_code, response.json()) == (409, {"detail": "Room is full.", "code": "room_full"})
+    assert (response.status_code, response.json()) == (
+        409,
+        {"detail": "Room is full.", "code": "room_full"},
+    )
 
 
 def test_join_below_cap_succeeds(
-    client_as: Callable[..., APIClient], make_room: Callable[..., Room], live: ModuleType, monkeypatch: pytest.MonkeyPatch
+    client_as: Callable[..., APIClient],
+    make_room: Callable[..., Room],
+    live: ModuleType,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     room = make_room(max_participants=2)
     monkeypatch.setattr(live, "participant_count", lambda room_id: 1)
@@ -497,22 +767,35 @@ def test_join_respects_a_lowered_global_cap(
     assert client_as().post(f"/api/rooms/{room.id}/join").json()["code"] == "room_full"
 
 
-def test_join_of_closed_room_answers_410(client_as: Callable[..., APIClient], make_room: Callable[..., Room]) -> None:
+def test_join_of_closed_room_answers_410(
+    client_as: Callable[..., APIClient], make_room: Callable[..., Room]
+) -> None:
     room = make_room()
     services.close_room(room.id, CloseReason.DELETED)
     response = client_as().post(f"/api/rooms/{room.id}/join")
-    assert (response.status_code, response.json()) == (410, {"detail": "Room is closed.", "code": "room_closed"})
+    assert (response.status_code, response.json()) == (
+        410,
+        {"detail": "Room is closed.", "code": "room_closed"},
+    )
 
 
 def test_join_of_unknown_room_answers_404(client_as: Callable[..., APIClient]) -> None:
     response = client_as().post("/api/rooms/r_nope/join")
-    assert (response.status_code, response.json()) == (404, {"detail": "Room not found.", "code": "room_not_found"})
+    assert (response.status_code, response.json()) == (
+        404,
+        {"detail": "Room not found.", "code": "room_not_found"},
+    )
 
 
-def test_join_without_token_answers_401(api_client: APIClient, make_room: Callable[..., Room]) -> None:
+def test_join_without_token_answers_401(
+    api_client: APIClient, make_room: Callable[..., Room]
+) -> None:
     room = make_room()
     response = api_client.post(f"/api/rooms/{room.id}/join")
-    assert (response.status_code, response.json()) == (401, {"detail": ANY_TEXT, "code": "missing_token"})
+    assert (response.status_code, response.json()) == (
+        401,
+        {"detail": ANY_TEXT, "code": "missing_token"},
+    )
 
 
 @pytest.mark.parametrize(
@@ -526,9 +809,28 @@ def test_join_without_token_answers_401(api_client: APIClient, make_room: Callab
     ],
 )
 def test_wrong_method_answers_405_json(
-    client_as: Callable[..., APIClient], make_room: Callable[..., Room], _case: str, method: str, path: str
+    client_as: Callable[..., APIClient],
+    make_room: Callable[..., Room],
+    _case: str,
+    method: str,
+    path: str,
 ) -> None:
     room = make_room()
     response = getattr(client_as(), method)(path.format(id=room.id))
     assert response.status_code == 405
     assert response.json() == {"detail": ANY_TEXT, "code": "method_not_allowed"}
+
+
+def test_delete_with_the_real_live_layer_announces_without_error(
+    client_as: Callable[..., APIClient],
+    make_room: Callable[..., Room],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    # given a room nobody is in, and the real signaling layer
+    room = make_room()
+    # when the on-commit announcement really runs
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = client_as().delete(f"/api/rooms/{room.id}")
+    # then
+    assert (response.status_code, len(callbacks)) == (204, 1)
+    assert client_as().post(f"/api/rooms/{room.id}/join").json()["code"] == "room_closed"

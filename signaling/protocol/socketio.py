@@ -136,11 +136,24 @@ def _ack_id_text(ack_id: int | None) -> str:
 
 
 def _dumps(data: Any) -> str:
-    """Encode text-only data; raises ``_BinaryFound`` when the data holds bytes."""
+    """Encode text-only data; raises ``_BinaryFound`` when the data holds bytes.
+
+    The result is always valid UTF-8 text: a lone UTF-16 surrogate (a peer may send one as a
+    ``\\udXXX`` JSON escape, as JSON.stringify does) becomes U+FFFD, as a JavaScript server
+    writing that string to a socket would do. Checked only for non-ASCII output
+    (``str.isascii`` is O(1) in CPython), so the decoder's hot path pays nothing.
+    """
     try:
-        return _encode_json(data)
+        text = _encode_json(data)
     except (TypeError, ValueError, RecursionError) as exc:
         raise LocalProtocolError(f"data is not JSON serialisable: {exc}") from exc
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
 
 
 def _deconstruct(value: Any, buffers: list[bytes]) -> Any:
@@ -264,8 +277,7 @@ def parse_json(text: str, start: int) -> Any:
     """Parse the JSON value that fills ``text[start:]`` (no leading whitespace allowed).
 
     Raises:
-        RemoteProtocolError: invalid JSON, NaN / Infinity, nesting too deep, trailing data,
-            or a lone UTF-16 surrogate escape (it could not be re-encoded as UTF-8 to relay).
+        RemoteProtocolError: invalid JSON, NaN / Infinity, nesting too deep, trailing data.
     """
     try:
         value, end = _raw_decode_json(text, start)
@@ -273,13 +285,6 @@ def parse_json(text: str, start: int) -> Any:
         raise RemoteProtocolError("invalid JSON payload") from exc
     if end != len(text) and text[end:].strip(_JSON_WHITESPACE):
         raise RemoteProtocolError("trailing data after the JSON payload")
-    if "\\u" in text:
-        # Rare path: a "\\udXXX" escape may decode to a lone surrogate, which no UTF-8 frame
-        # can carry; refuse it here rather than fail later while relaying it to another peer.
-        try:
-            _encode_json(value).encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise RemoteProtocolError("lone surrogate in JSON string") from exc
     return value
 
 

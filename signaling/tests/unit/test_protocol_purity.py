@@ -45,7 +45,13 @@ def test_protocol_package_has_the_expected_modules() -> None:
     # given / when
     names = {path.name for path in MODULES}
     # then
-    assert {"__init__.py", "errors.py", "engineio.py", "socketio.py", "session.py"} <= names
+    assert {
+        "__init__.py",
+        "errors.py",
+        "engineio.py",
+        "socketio.py",
+        "session.py",
+    } <= names
 
 
 @pytest.mark.parametrize("path", MODULES, ids=[path.name for path in MODULES])

@@ -33,6 +33,7 @@ from signaling.protocol import (
     encode_ws_frame,
     open_packet_data,
 )
+from signaling.protocol.socketio import RESERVED_EVENTS
 
 E = EioPacketType
 S = SioPacketType
@@ -57,11 +58,19 @@ VECTORS: list[tuple[str, Packet, Wire]] = [
     ("eio text message", EioPacket(E.MESSAGE, "hello"), "4hello"),
     ("eio upgrade", EioPacket(E.UPGRADE), "5"),
     ("eio noop", EioPacket(E.NOOP), "6"),
-    ("eio binary message", EioPacket(E.MESSAGE, b"\x01\x02\x03\x04"), b"\x01\x02\x03\x04"),
+    (
+        "eio binary message",
+        EioPacket(E.MESSAGE, b"\x01\x02\x03\x04"),
+        b"\x01\x02\x03\x04",
+    ),
     # --- Engine.IO v4, HTTP long-polling payloads -------------------------------------
     (
         "polling text and ping",
-        [EioPacket(E.MESSAGE, "hello"), EioPacket(E.PING), EioPacket(E.MESSAGE, "world")],
+        [
+            EioPacket(E.MESSAGE, "hello"),
+            EioPacket(E.PING),
+            EioPacket(E.MESSAGE, "world"),
+        ],
         "4hello\x1e2\x1e4world",
     ),
     (
@@ -71,7 +80,11 @@ VECTORS: list[tuple[str, Packet, Wire]] = [
     ),
     (
         "polling several text packets",
-        [EioPacket(E.MESSAGE, "test1"), EioPacket(E.MESSAGE, "test2"), EioPacket(E.MESSAGE, "test3")],
+        [
+            EioPacket(E.MESSAGE, "test1"),
+            EioPacket(E.MESSAGE, "test2"),
+            EioPacket(E.MESSAGE, "test3"),
+        ],
         "4test1\x1e4test2\x1e4test3",
     ),
     (
@@ -87,21 +100,37 @@ VECTORS: list[tuple[str, Packet, Wire]] = [
         ['0/admin,{"sid":"oSO0OpakMV_3jnilAAAA"}'],
     ),
     ("sio connect custom namespace", SioPacket(S.CONNECT, "/admin"), ["0/admin,"]),
-    ("sio connect with auth", SioPacket(S.CONNECT, "/", {"token": "123"}), ['0{"token":"123"}']),
+    (
+        "sio connect with auth",
+        SioPacket(S.CONNECT, "/", {"token": "123"}),
+        ['0{"token":"123"}'],
+    ),
     (
         "sio connect custom namespace with auth",
         SioPacket(S.CONNECT, "/custom", {"token": "abc"}),
         ['0/custom,{"token":"abc"}'],
     ),
-    ("sio connect refused", SioPacket(S.CONNECT_ERROR, "/", {"message": "Not authorized"}), ['4{"message":"Not authorized"}']),
+    (
+        "sio connect refused",
+        SioPacket(S.CONNECT_ERROR, "/", {"message": "Not authorized"}),
+        ['4{"message":"Not authorized"}'],
+    ),
     (
         "sio connect invalid namespace",
         SioPacket(S.CONNECT_ERROR, "/random", {"message": "Invalid namespace"}),
         ['4/random,{"message":"Invalid namespace"}'],
     ),
     ("sio event main namespace", SioPacket(S.EVENT, "/", ["foo"]), ['2["foo"]']),
-    ("sio event custom namespace", SioPacket(S.EVENT, "/admin", ["bar"]), ['2/admin,["bar"]']),
-    ("sio event sample session", SioPacket(S.EVENT, "/", ["hey", "Jude"]), ['2["hey","Jude"]']),
+    (
+        "sio event custom namespace",
+        SioPacket(S.EVENT, "/admin", ["bar"]),
+        ['2/admin,["bar"]'],
+    ),
+    (
+        "sio event sample session",
+        SioPacket(S.EVENT, "/", ["hey", "Jude"]),
+        ['2["hey","Jude"]'],
+    ),
     (
         "sio event test suite plain text",
         SioPacket(S.EVENT, "/", ["message", 1, "2", {"3": [True]}]),
@@ -115,12 +144,22 @@ VECTORS: list[tuple[str, Packet, Wire]] = [
     (
         "sio binary event two attachments",
         SioPacket(S.EVENT, "/admin", ["baz", b"\x01\x02", b"\x03\x04"], attachments=2),
-        [f'52-/admin,["baz",{PLACEHOLDER_0},{PLACEHOLDER_1}]', b"\x01\x02", b"\x03\x04"],
+        [
+            f'52-/admin,["baz",{PLACEHOLDER_0},{PLACEHOLDER_1}]',
+            b"\x01\x02",
+            b"\x03\x04",
+        ],
     ),
     (
         "sio binary event test suite",
-        SioPacket(S.EVENT, "/", ["message", b"\x01\x02\x03", b"\x04\x05\x06"], attachments=2),
-        [f'52-["message",{PLACEHOLDER_0},{PLACEHOLDER_1}]', b"\x01\x02\x03", b"\x04\x05\x06"],
+        SioPacket(
+            S.EVENT, "/", ["message", b"\x01\x02\x03", b"\x04\x05\x06"], attachments=2
+        ),
+        [
+            f'52-["message",{PLACEHOLDER_0},{PLACEHOLDER_1}]',
+            b"\x01\x02\x03",
+            b"\x04\x05\x06",
+        ],
     ),
     ("sio event with ack id", SioPacket(S.EVENT, "/", ["foo"], 12), ['212["foo"]']),
     (
@@ -129,7 +168,11 @@ VECTORS: list[tuple[str, Packet, Wire]] = [
         ['2/admin,1["tellme"]'],
     ),
     ("sio empty ack", SioPacket(S.ACK, "/", [], 12), ["312[]"]),
-    ("sio ack custom namespace", SioPacket(S.ACK, "/admin", ["bar"], 13), ['3/admin,13["bar"]']),
+    (
+        "sio ack custom namespace",
+        SioPacket(S.ACK, "/admin", ["bar"], 13),
+        ['3/admin,13["bar"]'],
+    ),
     (
         "sio binary ack",
         SioPacket(S.ACK, "/", ["bar", b"\x01\x02\x03\x04"], 15, attachments=1),
@@ -141,7 +184,11 @@ VECTORS: list[tuple[str, Packet, Wire]] = [
         [f"61-/admin,1[{PLACEHOLDER_0}]", b"\xff"],
     ),
     ("sio disconnect main namespace", SioPacket(S.DISCONNECT), ["1"]),
-    ("sio disconnect custom namespace", SioPacket(S.DISCONNECT, "/admin"), ["1/admin,"]),
+    (
+        "sio disconnect custom namespace",
+        SioPacket(S.DISCONNECT, "/admin"),
+        ["1/admin,"],
+    ),
 ]
 
 # Server-to-client only: the server-side decoder must refuse these from a client.
@@ -161,7 +208,9 @@ def decode_sio(wire: list[str | bytes]) -> list[SioPacket | None]:
     return [decoder.feed(item) for item in wire]
 
 
-@pytest.mark.parametrize(("_case", "packet", "wire"), VECTORS, ids=[v[0] for v in VECTORS])
+@pytest.mark.parametrize(
+    ("_case", "packet", "wire"), VECTORS, ids=[v[0] for v in VECTORS]
+)
 def test_vector_encodes_to_its_wire(_case: str, packet: Packet, wire: Wire) -> None:
     # given a packet from the protocol documents
     # when
@@ -170,7 +219,9 @@ def test_vector_encodes_to_its_wire(_case: str, packet: Packet, wire: Wire) -> N
     assert encoded == wire
 
 
-@pytest.mark.parametrize(("_case", "packet", "wire"), VECTORS, ids=[v[0] for v in VECTORS])
+@pytest.mark.parametrize(
+    ("_case", "packet", "wire"), VECTORS, ids=[v[0] for v in VECTORS]
+)
 def test_vector_decodes_to_its_packet(_case: str, packet: Packet, wire: Wire) -> None:
     # given a wire form from the protocol documents
     if _case in SERVER_ONLY_CASES:
@@ -250,11 +301,16 @@ def test_encode_ack_is_the_ack_packet_text() -> None:
         ("namespace with comma", lambda: encode_event("a", 1, namespace="/a,b")),
         ("event without name", lambda: encode_packet(SioPacket(S.EVENT, "/", []))),
         ("ack without id", lambda: encode_packet(SioPacket(S.ACK, "/", []))),
-        ("binary in connect", lambda: encode_packet(SioPacket(S.CONNECT, "/", {"k": b"\x00"}))),
+        (
+            "binary in connect",
+            lambda: encode_packet(SioPacket(S.CONNECT, "/", {"k": b"\x00"})),
+        ),
         ("data on disconnect", lambda: encode_packet(SioPacket(S.DISCONNECT, "/", {}))),
     ],
 )
-def test_illegal_outgoing_packet_raises_local_protocol_error(_case: str, call: Any) -> None:
+def test_illegal_outgoing_packet_raises_local_protocol_error(
+    _case: str, call: Any
+) -> None:
     # given / when / then
     with pytest.raises(LocalProtocolError):
         call()
@@ -281,9 +337,8 @@ def test_illegal_outgoing_packet_raises_local_protocol_error(_case: str, call: A
         ("trailing data", '2["a"]x'),
         ("nan", '2["a",NaN]'),
         ("leading whitespace", '2 ["a"]'),
-        ("lone surrogate", '2["a","\\ud800"]'),
         ("deep nesting", "2" + "[" * 100_000),
-        ("ack id too long", '2' + "1" * 17 + '["a"]'),
+        ("ack id too long", "2" + "1" * 17 + '["a"]'),
         ("binary without count", '5["a"]'),
         ("binary count not a number", '5x-["a"]'),
         ("too many attachments", f'511-["a",{PLACEHOLDER_0}]'),
@@ -309,6 +364,19 @@ def test_paired_surrogate_escape_is_accepted() -> None:
     packet = decoder.feed('2["m","\\ud83d\\ude00"]')
     # then
     assert packet == SioPacket(S.EVENT, "/", ["m", "\U0001f600"])
+
+
+def test_lone_surrogate_is_decoded_and_re_encoded_as_replacement_character() -> None:
+    # given: JSON.stringify escapes a lone surrogate as \\udXXX
+    decoder = SioDecoder()
+    packet = decoder.feed('2["m","a\\ud800b"]')
+    assert packet is not None
+    # when
+    text = encode_event("m", packet.data[1])
+    # then: valid UTF-8 out, as a JavaScript server would write it
+    assert packet.data == ["m", "a\ud800b"]
+    assert text == '2["m","a\ufffdb"]'
+    assert text.encode("utf-8") == b'2["m","a\xef\xbf\xbdb"]'
 
 
 def test_namespace_without_trailing_comma_is_accepted() -> None:
@@ -378,7 +446,12 @@ def test_invalid_engineio_frame_is_refused(_case: str, wire: str) -> None:
 
 @pytest.mark.parametrize(
     ("_case", "body"),
-    [("empty body", ""), ("bad packet", "4a\x1eabc"), ("bad base64", "b!!!"), ("empty part", "4a\x1e")],
+    [
+        ("empty body", ""),
+        ("bad packet", "4a\x1eabc"),
+        ("bad base64", "b!!!"),
+        ("empty part", "4a\x1e"),
+    ],
 )
 def test_invalid_polling_payload_is_refused(_case: str, body: str) -> None:
     # given / when / then
@@ -401,8 +474,10 @@ json_keys = st.text(max_size=8).filter(lambda key: key != "_placeholder")
 def json_values(leaves: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     return st.recursive(
         leaves,
-        lambda children: st.lists(children, max_size=4)
-        | st.dictionaries(json_keys, children, max_size=4),
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(json_keys, children, max_size=4)
+        ),
         max_leaves=12,
     )
 
@@ -410,7 +485,7 @@ def json_values(leaves: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 namespaces = st.just("/") | st.text(
     alphabet=st.characters(blacklist_characters=","), min_size=1, max_size=8
 ).map(lambda name: "/" + name)
-event_names = st.text(max_size=12).filter(lambda name: name not in {"connect", "disconnect"})
+event_names = st.text(max_size=12).filter(lambda name: name not in RESERVED_EVENTS)
 ack_ids = st.none() | st.integers(min_value=0, max_value=2**53)
 
 
@@ -447,7 +522,12 @@ def test_event_round_trips_through_encoder_and_decoder(
 
 
 @settings(max_examples=50, deadline=None)
-@given(namespace=namespaces, event=event_names, data=json_values(json_scalars), ack_id=ack_ids)
+@given(
+    namespace=namespaces,
+    event=event_names,
+    data=json_values(json_scalars),
+    ack_id=ack_ids,
+)
 def test_encode_event_is_byte_identical_to_encode_packet(
     namespace: str, event: str, data: Any, ack_id: int | None
 ) -> None:
@@ -462,11 +542,13 @@ def test_encode_event_is_byte_identical_to_encode_packet(
 eio_packets = st.builds(
     EioPacket,
     st.sampled_from([E.OPEN, E.CLOSE, E.PING, E.PONG, E.UPGRADE, E.NOOP]),
-    st.none() | st.text(alphabet=st.characters(blacklist_characters="\x1e"), min_size=1),
+    st.none()
+    | st.text(alphabet=st.characters(blacklist_characters="\x1e"), min_size=1),
 ) | st.builds(
     EioPacket,
     st.just(E.MESSAGE),
-    st.text(alphabet=st.characters(blacklist_characters="\x1e")) | st.binary(max_size=16),
+    st.text(alphabet=st.characters(blacklist_characters="\x1e"))
+    | st.binary(max_size=16),
 )
 
 

@@ -1,0 +1,1 @@
+"""End-to-end tests: real server processes (daphne, uvicorn), real Socket.IO clients (STYLE section 3)."""
