@@ -144,10 +144,15 @@ def test_unhandled_error_answers_json_500(
     response = client.get("/api/stats")
     # then
     assert response.status_code == 500
-    assert response.json() == {"detail": "Internal server error.", "code": "server_error"}
+    assert response.json() == {
+        "detail": "Internal server error.",
+        "code": "server_error",
+    }
 
 
-@pytest.mark.parametrize(("_case", "path"), [("healthz", "/healthz"), ("readyz", "/readyz")])
+@pytest.mark.parametrize(
+    ("_case", "path"), [("healthz", "/healthz"), ("readyz", "/readyz")]
+)
 def test_wrong_method_on_health_answers_json_405(
     api_client: APIClient, _case: str, path: str
 ) -> None:

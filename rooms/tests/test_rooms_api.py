@@ -833,4 +833,6 @@ def test_delete_with_the_real_live_layer_announces_without_error(
         response = client_as().delete(f"/api/rooms/{room.id}")
     # then
     assert (response.status_code, len(callbacks)) == (204, 1)
-    assert client_as().post(f"/api/rooms/{room.id}/join").json()["code"] == "room_closed"
+    assert (
+        client_as().post(f"/api/rooms/{room.id}/join").json()["code"] == "room_closed"
+    )

@@ -31,7 +31,11 @@ def test_close_room_closes_once(make_room: Callable[..., Room]) -> None:
     second = services.close_room(room.id, CloseReason.DELETED)
     # then
     assert first is not None
-    assert (first.id, first.is_closed, first.close_reason) == (room.id, True, "max_duration")
+    assert (first.id, first.is_closed, first.close_reason) == (
+        room.id,
+        True,
+        "max_duration",
+    )
     assert second is None
     room.refresh_from_db()
     assert (room.close_reason, room.closed_at) == ("max_duration", first.closed_at)
@@ -61,7 +65,10 @@ def test_effective_cap_never_exceeds_the_global_cap(
 
 def test_close_reasons_and_room_types_are_the_spec_strings() -> None:
     assert [r.value for r in CloseReason] == ["deleted", "max_duration", "expired"]
-    assert [c for c, _label in Room._meta.get_field("type").choices] == ["voice", "video"]
+    assert [c for c, _label in Room._meta.get_field("type").choices] == [
+        "voice",
+        "video",
+    ]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -31,10 +31,13 @@ __all__ = [
     "SioDecoder",
     "SioPacket",
     "SioPacketType",
+    "decode_text_packet",
     "encode_ack",
     "encode_event",
     "encode_packet",
     "namespace_prefix",
+    "parse_json",
+    "utf8_length",
 ]
 
 # socket.io-parser (>= 4.2.3) refuses more than 10 binary attachments per packet by default:
