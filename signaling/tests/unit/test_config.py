@@ -268,6 +268,7 @@ def _manage_check(environ: dict[str, str]) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=60,
+        check=False,
     )
 
 
@@ -277,8 +278,10 @@ def test_manage_py_with_a_bad_value_exits_with_one_line_and_no_traceback() -> No
     # then
     assert result.returncode != 0
     assert result.stderr.splitlines() == [
-        "configuration error: HEARTBEAT_INTERVAL must be a positive integer of "
-        "milliseconds, got '-5'"
+        (
+            "configuration error: HEARTBEAT_INTERVAL must be a positive integer of "
+            "milliseconds, got '-5'"
+        )
     ]
     assert "Traceback" not in result.stderr + result.stdout
 
@@ -289,6 +292,8 @@ def test_manage_py_without_jwt_secret_exits_non_zero() -> None:
     result = _manage_check({})
     assert result.returncode != 0
     assert result.stderr.splitlines() == [
-        "configuration error: JWT_SECRET is required (set it in the environment or .env; "
-        "DEV_MODE=1 generates one for local development)"
+        (
+            "configuration error: JWT_SECRET is required (set it in the environment "
+            "or .env; DEV_MODE=1 generates one for local development)"
+        )
     ]
