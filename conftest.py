@@ -22,4 +22,4 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "signaling_project.settings")
 # Fixture modules import models at import time: set Django up before pytest loads them.
 django.setup()
 
-pytest_plugins = ["rooms.tests.fixtures", "signaling.tests.fixtures"]
+pytest_plugins = ["rooms.tests.fixtures", "signaling.tests.fixtures", "signaling.tests.integration.fixtures"]

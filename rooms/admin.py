@@ -1,7 +1,7 @@
 """Django admin for rooms: browse, search, and close rooms (which tells their sockets).
 
 Closing goes through ``rooms.services.close_room``; ``room_closed`` is broadcast from
-``transaction.on_commit`` via the signaling service (imported lazily by ``rooms.views.live``).
+``transaction.on_commit`` via ``signaling.service.api`` (``rooms.views.announce_closed_on_commit``).
 """
 
 from __future__ import annotations

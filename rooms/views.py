@@ -3,15 +3,14 @@
 Owns the HTTP surface of ``/api/rooms``, ``/api/stats``, ``/healthz`` and ``/readyz``.
 Views raise coded exceptions (``rooms.errors``); lifecycle writes go through
 ``rooms.services``; live data (participants, counts, cluster stats, ``room_closed``
-broadcasts, readiness) comes from ``signaling.service.api``, imported lazily through
-:func:`live` so this module loads before and independently of the socket layer.
+broadcasts, readiness) comes from ``signaling.service.api`` (sync calls), imported as
+``live``; tests patch its functions, never a verifier.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from types import ModuleType
 from typing import Any
 
 from django.db import DatabaseError, connection, transaction
@@ -36,20 +35,14 @@ from rooms.models import Room
 from rooms.permissions import IsAgent, IsCreatorOrStaff
 from rooms.serializers import JoinTokenSerializer, RoomCreateSerializer, RoomSerializer
 from rooms.tokens import mint_join_token
+from signaling.service import api as live
 
 logger = logging.getLogger(__name__)
 
 
-def live() -> ModuleType:
-    """Return ``signaling.service.api``, the cluster-wide live view (imported on first use)."""
-    from signaling.service import api
-
-    return api
-
-
 def announce_closed_on_commit(room_id: str, reason: CloseReason) -> None:
     """Tell the room's sockets ``room_closed`` once the closing transaction commits."""
-    transaction.on_commit(lambda: live().announce_room_closed(room_id, reason.value))
+    transaction.on_commit(lambda: live.announce_room_closed(room_id, reason.value))
 
 
 class RoomTypeFilterSerializer(serializers.Serializer):
@@ -140,7 +133,7 @@ class RoomViewSet(viewsets.GenericViewSet):
             rooms = rooms.filter(type=query.validated_data["type"])
         page = self.paginate_queryset(rooms)
         assert page is not None  # PAGE_SIZE is set, so DRF always paginates
-        counts = live().participant_counts([room.id for room in page]) if page else {}
+        counts = live.participant_counts([room.id for room in page]) if page else {}
         return self.get_paginated_response(
             RoomSerializer(page, many=True, context={"participant_counts": counts}).data
         )
@@ -152,7 +145,7 @@ class RoomViewSet(viewsets.GenericViewSet):
     def retrieve(self, request: Request, pk: str) -> Response:
         """``GET /api/rooms/{id}``: the room plus live ``participants``; closed rooms too."""
         room = self.get_room()
-        participants = [] if room.is_closed else live().room_participants(room.id)
+        participants = [] if room.is_closed else live.room_participants(room.id)
         context = {
             "participant_counts": {room.id: len(participants)},
             "participants": participants,
@@ -203,9 +196,7 @@ class RoomViewSet(viewsets.GenericViewSet):
         room = self.get_room()
         if room.is_closed:
             raise RoomClosed()
-        if live().participant_count(room.id) >= services.effective_max_participants(
-            room
-        ):
+        if live.participant_count(room.id) >= services.effective_max_participants(room):
             raise RoomFull()
         token, expires_in_s = mint_join_token(request.user.agent_id, room.id)
         return Response({"token": token, "roomId": room.id, "expiresIn": expires_in_s})
@@ -238,7 +229,7 @@ class StatsView(APIView):
     )
     def get(self, request: Request) -> Response:
         """``rooms.total`` counts every room ever created; the rest is live."""
-        cluster = live().cluster_stats()
+        cluster = live.cluster_stats()
         return Response(
             {
                 "rooms": {
@@ -308,7 +299,7 @@ class ReadyView(APIView):
     @staticmethod
     def _channel_layer() -> str:
         try:
-            live().check_ready()
+            live.check_ready()
         # A readiness probe reports any failure of the dependency (redis errors, timeouts,
         # import errors of the socket layer) as "not ready" rather than a 500.
         except Exception:

@@ -18,6 +18,7 @@ handler500 = server_error
 
 urlpatterns = [
     path("", include("rooms.urls")),
+    path("", include("signaling.demo.urls")),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("admin/", admin.site.urls),

@@ -82,6 +82,7 @@ class Connection:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._closed = False
+        self.is_posting = False
         Connection.registry[self.eio_sid] = self
         self._arm_timer()
 

@@ -137,17 +137,27 @@ class EnginePollingConsumer(AsyncConsumer):
             await self.respond(413, _error_body(BAD_REQUEST, str(error)), json_body=True)
             await conn.handle([SessionClosed(CloseReason.PARSE_ERROR, error=error)])
             return
+        if conn.is_posting:  # Engine.IO v4: one POST at a time, like one GET
+            error = RemoteProtocolError("overlapping POST requests")
+            await self.respond(400, _error_body(BAD_REQUEST, str(error)), json_body=True)
+            await conn.handle([SessionClosed(CloseReason.PARSE_ERROR, error=error)])
+            return
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
             text = "\x00"  # not a payload: the session reports the parse error
-        events = conn.session.receive_polling_post(text, now=time.monotonic())
-        closed = next((e for e in events if isinstance(e, SessionClosed) and e.error), None)
+        conn.is_posting = True
+        try:
+            events = conn.session.receive_polling_post(text, now=time.monotonic())
+            closed = next((e for e in events if isinstance(e, SessionClosed) and e.error), None)
+            # Answer after the events ran: the client's next POST then cannot overtake them.
+            await conn.handle(events)
+        finally:
+            conn.is_posting = False
         if closed is not None and closed.error is not None:
             await self.respond(closed.error.http_status, _error_body(BAD_REQUEST, str(closed.error)), json_body=True)
         else:
             await self.respond(200, b"ok")
-        await conn.handle(events)
 
     async def refuse(self, code: int, message: str, *, status: int = 400) -> None:
         await self.respond(status, _error_body(code, message), json_body=True)

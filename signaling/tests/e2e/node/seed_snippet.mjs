@@ -13,8 +13,13 @@ main(async () => {
       token: token
     }
   });
+  // Which transport the engine opened with, and the upgrade, as they happen.
+  socket.io.on('open', () => {
+    print('engine_open', socket.io.engine.transport.name);
+    socket.io.engine.on('upgrade', (transport) => print('upgrade', transport.name));
+  });
   const connected = await next(socket, 'connected');
-  print('connected', { payload: connected, socketId: socket.id, transport: socket.io.engine.transport.name });
+  print('connected', { payload: connected, socketId: socket.id });
   const joined = next(socket, 'joined');
   socket.emit('join_room', { roomId });
   print('joined', await joined);

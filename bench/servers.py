@@ -1,0 +1,191 @@
+"""Start and stop signaling server processes for the benchmark (127.0.0.1 only).
+
+Each server gets a fresh temporary SQLite database (migrated first), runs pinned to the
+server core with ``taskset`` and a raised file-descriptor limit, and is stopped by its own
+process id. Server kinds: ``daphne`` and ``uvicorn`` go through ``manage.py serve`` (what
+operators run); ``uvicorn-<ws>`` variants run the uvicorn binary on the same application
+with another ``--ws`` implementation, to compare.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+APPLICATION = "signaling_project.asgi:application"
+FD_LIMIT = 65536
+SERVER_CORE = 0
+LOAD_CORE = 1
+REDIS_URL = "redis://127.0.0.1:6379/0"
+SERVER_KINDS = ("daphne", "uvicorn", "uvicorn-websockets", "uvicorn-wsproto", "uvicorn-websockets-sansio")
+
+
+def raise_fd_limit() -> int:
+    """Raise RLIMIT_NOFILE as far as the hard limit allows; return the soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else FD_LIMIT
+    want = min(want, FD_LIMIT) if hard == resource.RLIM_INFINITY else want
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rss_kb(pid: int) -> int:
+    """VmRSS of ``pid`` in kB (from /proc/<pid>/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` (from /proc/<pid>/stat)."""
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Server:
+    """One running server process."""
+
+    kind: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class Cluster:
+    """The servers of one scenario, sharing a database (and Redis when the layer is redis)."""
+
+    kind: str
+    layer: str
+    env: dict[str, str]
+    workdir: Path
+    servers: list[Server] = field(default_factory=list)
+
+
+def _preexec() -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (FD_LIMIT, max(FD_LIMIT, resource.getrlimit(resource.RLIMIT_NOFILE)[1])))
+
+
+def _argv(kind: str, port: int) -> list[str]:
+    pin = ["taskset", "-c", str(SERVER_CORE)] if shutil.which("taskset") else []
+    if kind in ("daphne", "uvicorn"):
+        return [*pin, PYTHON, str(ROOT / "manage.py"), "serve", "--server", kind]
+    ws = kind.removeprefix("uvicorn-")
+    uvicorn = str(Path(PYTHON).parent / "uvicorn")
+    return [*pin, uvicorn, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+            "--ws", ws, "--loop", "uvloop", "--http", "httptools", APPLICATION]
+
+
+def start_cluster(kind: str, layer: str, *, instances: int = 1, extra_env: dict[str, str] | None = None,
+                  jwt_secret: str) -> Cluster:
+    """Migrate a fresh SQLite database and start ``instances`` servers of ``kind``."""
+    workdir = Path(tempfile.mkdtemp(prefix="signaling-bench-"))
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "DEV_MODE")}
+    env.update({
+        "JWT_SECRET": jwt_secret,
+        "HOST": "127.0.0.1",
+        "DATABASE_URL": f"sqlite:///{workdir / 'db.sqlite3'}",
+        "LOG_LEVEL": "warning",
+        "RATE_LIMIT": "1000000",
+        "RATE_LIMIT_BURST": "1000000",
+        "HEARTBEAT_INTERVAL": "25000",
+        "PYTHONUNBUFFERED": "1",
+    })
+    if layer == "redis":
+        env["REDIS_URL"] = REDIS_URL
+        env["REDIS_PREFIX"] = f"bench-{uuid.uuid4().hex[:12]}"
+    env.update(extra_env or {})
+    subprocess.run([PYTHON, str(ROOT / "manage.py"), "migrate", "--noinput", "-v", "0"],
+                   cwd=ROOT, env=env, check=True, timeout=120)
+    cluster = Cluster(kind, layer, env, workdir)
+    try:
+        for i in range(instances):
+            port = free_port()
+            log_path = workdir / f"server-{i}.log"
+            with open(log_path, "wb") as log:
+                proc = subprocess.Popen(_argv(kind, port), cwd=ROOT, env={**env, "PORT": str(port)},
+                                        stdout=log, stderr=subprocess.STDOUT, preexec_fn=_preexec)
+            server = Server(kind, port, proc, log_path)
+            cluster.servers.append(server)
+            _wait_ready(server)
+    except BaseException:
+        stop_cluster(cluster)
+        raise
+    return cluster
+
+
+def _wait_ready(server: Server, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"{server.kind} exited: {server.log_path.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(server.base_url + "/healthz", timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{server.kind} on port {server.port} not ready in {timeout_s} s")
+
+
+def stop_cluster(cluster: Cluster) -> None:
+    """Stop every server of the cluster (SIGTERM, then SIGKILL) and remove its files."""
+    for server in cluster.servers:
+        if server.proc.poll() is None:
+            server.proc.send_signal(signal.SIGTERM)
+    for server in cluster.servers:
+        try:
+            server.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.proc.kill()
+            server.proc.wait(timeout=10)
+    if cluster.layer == "redis":
+        _forget_redis_keys(cluster.env["REDIS_PREFIX"])
+    shutil.rmtree(cluster.workdir, ignore_errors=True)
+
+
+def _forget_redis_keys(prefix: str) -> None:
+    """Delete the keys this run created under its unique prefix (bounded SCAN)."""
+    try:
+        import redis
+    except ImportError:
+        return
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))[:100000]
+        for i in range(0, len(keys), 1000):
+            client.delete(*keys[i : i + 1000])
+    finally:
+        client.close()
