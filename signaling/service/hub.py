@@ -156,6 +156,7 @@ class Hub:
         view.local.pop(client_id, None)
         if not view.local:
             del self.rooms[room_id]
+            self.policies.pop(room_id, None)
             await self.layer.group_discard(room_group(room_id), self.instance_id)
 
     async def announce_join(self, room_id: str, participant: Participant) -> None:

@@ -230,7 +230,7 @@ class SignalingApp:
         me = Participant(
             client_id=state.client_id,
             agent_id=state.agent_id,
-            joined_at=datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            joined_at=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             is_muted=policy.is_muted_on_entry,
             instance_id=hub.instance_id,
         )

@@ -47,6 +47,12 @@ main(async () => {
   print('roomwide_ack', await call(bob, 'candidate', { candidate: 'candidate:2 1 udp 1 127.0.0.1 1 typ host' }));
   print('alice_roomwide_candidate', await got);
 
+  if (mode === 'default') {
+    // The default client upgrades in the background: wait for it (bounded) before reporting.
+    for (const peer of [alice, bob]) {
+      if (peer.io.engine.transport.name !== 'websocket') await next(peer.io.engine, 'upgrade');
+    }
+  }
   print('transports', { alice: alice.io.engine.transport.name, bob: bob.io.engine.transport.name });
   const left = next(alice, 'user_left');
   bob.disconnect();
