@@ -24,6 +24,7 @@ from signaling.presence import JoinStatus, Participant
 from signaling.protocol import (
     CloseReason,
     EioMessageReceived,
+    LocalProtocolError,
     SioAckReceived,
     SioConnect,
     SioDisconnect,
@@ -182,7 +183,10 @@ class SignalingApp:
         if to is not None and (to == state.client_id or to not in view.members):
             raise SignalingError(ErrorCode.TARGET_NOT_FOUND, "no such clientId in this room")
         name, body = payloads.relayed(request, client_id=state.client_id, agent_id=state.agent_id, room_id=room_id)
-        text = encode_event(name, body)
+        try:
+            text = encode_event(name, body)
+        except LocalProtocolError as exc:  # binary attachments: the relay path is text only
+            raise SignalingError(ErrorCode.INVALID_PAYLOAD, "binary data cannot be relayed") from exc
         if to is None:
             await self.hub.deliver_room(room_id, text, exclude=state.client_id)
         else:
@@ -225,8 +229,6 @@ class SignalingApp:
             reply = self._joined_payload(room, room_id, state.participant, members)
             await conn.send_sio_text(encode_event(events.JOINED, reply))
             return reply
-        if state.room_id is not None:
-            await self._leave(conn, state, LeaveReason.LEFT)
         me = Participant(
             client_id=state.client_id,
             agent_id=state.agent_id,
@@ -240,6 +242,9 @@ class SignalingApp:
         if outcome.status is JoinStatus.CLOSED:
             hub.policies.pop(room_id, None)
             raise SignalingError(ErrorCode.ROOM_CLOSED, "the room is closed")
+        # Leave the previous room only once the new one admitted us: a refused join changes nothing.
+        if state.room_id is not None:
+            await self._leave(conn, state, LeaveReason.LEFT)
         state.room_id, state.participant = room_id, me
         await hub.attach(room_id, conn, outcome.members)
         reply = self._joined_payload(room, room_id, me, outcome.members)

@@ -79,44 +79,64 @@ ANY_SID = Matches(SID_RE)
 class WsClient:
     """One websocket to ``/socket.io/``, read and written as raw Engine.IO text frames.
 
-    Frames read while waiting for something else (an ack, a close) are kept, in order, and
-    handed out first by :meth:`frame`. Pings (``2``) are answered with ``3`` and skipped
-    while ``answers_pings`` is True.
+    A reader task takes every frame off the wire as it arrives and answers pings (``2`` ->
+    ``3``) at once while ``answers_pings`` is True, as a real client does whatever the test is
+    waiting for. Frames read while waiting for something else (an ack, a close) are kept, in
+    order, and handed out first by :meth:`frame`.
     """
 
     def __init__(self, communicator: WebsocketCommunicator, *, answers_pings: bool = True) -> None:
         self.communicator = communicator
         self.answers_pings = answers_pings
         self.backlog: deque[str | bytes] = deque()
+        self.inbox: asyncio.Queue[str | bytes | None] = asyncio.Queue()  # None: the server closed
         self.open_packet: dict[str, Any] | None = None
         self.client_id: str | None = None
         self.agent_id: str | None = None
         self.close_code: int | None = None
+        self.is_closed_seen = False
         self._last_ack_id = 0
+        self._reader: asyncio.Task[None] | None = None
 
-    # -- reading ---------------------------------------------------------------------
+    def start_reading(self) -> None:
+        """Start the reader (after the websocket was accepted)."""
+        self._reader = asyncio.get_running_loop().create_task(self._pump())
 
-    async def _output(self, timeout: float) -> dict[str, Any]:
-        try:
-            return dict(await self.communicator.receive_output(timeout))
-        except TimeoutError:
-            pytest.fail(f"nothing from the server within {timeout} s (unread: {list(self.backlog)})")
+    def stop_reading(self) -> None:
+        """Stop the reader."""
+        if self._reader is not None:
+            self._reader.cancel()
 
-    async def _read(self, timeout: float) -> str | bytes | None:
-        """The next frame off the wire (pings handled); None when the server closed."""
+    async def _pump(self) -> None:
+        output = self.communicator.output_queue
         while True:
-            if self.close_code is not None:
-                return None
-            message = await self._output(timeout)
+            message = await output.get()
             if message["type"] == "websocket.close":
                 self.close_code = int(message.get("code", 1000))
-                return None
+                self.inbox.put_nowait(None)
+                return
             assert message["type"] == "websocket.send", message
             frame = message["text"] if message.get("text") is not None else message["bytes"]
             if frame == "2" and self.answers_pings:
                 await self.send("3")
                 continue
-            return frame
+            self.inbox.put_nowait(frame)
+
+    # -- reading ---------------------------------------------------------------------
+
+    async def _read(self, timeout: float) -> str | bytes | None:
+        """The next frame off the wire (pings handled); None once the server closed."""
+        if self.is_closed_seen:
+            return None
+        try:
+            frame = await asyncio.wait_for(self.inbox.get(), timeout)
+        except TimeoutError:
+            future = self.communicator.future
+            crash = future.exception() if future.done() and not future.cancelled() else None
+            pytest.fail(f"nothing from the server within {timeout} s (unread: {list(self.backlog)}, app: {crash!r})")
+        if frame is None:
+            self.is_closed_seen = True
+        return frame
 
     async def frame(self, timeout: float = TIMEOUT_S) -> str | bytes:
         """The next unread frame."""
@@ -142,19 +162,23 @@ class WsClient:
 
     async def wait_closed(self, timeout: float = TIMEOUT_S) -> int:
         """Wait for the server's close; frames before it stay unread. Returns the close code."""
-        while self.close_code is None:
+        while True:
             frame = await self._read(timeout)
-            if frame is not None:
-                self.backlog.append(frame)
-        return self.close_code
+            if frame is None:
+                assert self.close_code is not None
+                return self.close_code
+            self.backlog.append(frame)
 
     async def receive_nothing(self, timeout: float = QUIET_S) -> bool:
-        """True when no frame is unread and none arrives within ``timeout``."""
+        """True when no frame is unread and none arrives within ``timeout`` (a close is not a frame)."""
         if self.backlog:
             return False
-        if self.close_code is not None:
-            return True
-        return bool(await self.communicator.receive_nothing(timeout))
+        await asyncio.sleep(timeout)
+        while not self.inbox.empty():
+            if self.inbox.get_nowait() is not None:
+                return False
+            self.is_closed_seen = True
+        return True
 
     # -- writing ---------------------------------------------------------------------
 
@@ -205,9 +229,12 @@ class WsClient:
         return dict(reply)
 
     async def disconnect(self) -> None:
-        """The client goes away (``websocket.disconnect``)."""
-        with contextlib.suppress(TimeoutError):
-            await self.communicator.disconnect(timeout=TIMEOUT_S)
+        """The client goes away (``websocket.disconnect``); a no-op once the consumer ended."""
+        if not self.communicator.future.done():
+            await self.communicator.send_input({"type": "websocket.disconnect", "code": 1000})
+            with contextlib.suppress(TimeoutError):
+                await self.communicator.wait(TIMEOUT_S)
+        self.stop_reading()
 
 
 @dataclasses.dataclass
@@ -307,8 +334,10 @@ class Harness:
         is_accepted, code = await communicator.connect(timeout=TIMEOUT_S)
         if not is_accepted:
             client.close_code = int(code)
+            client.is_closed_seen = True
             assert not expect_open, f"websocket refused with {code}"
             return client
+        client.start_reading()
         if expect_open:
             frame = await client.frame()
             assert isinstance(frame, str) and frame.startswith("0{"), frame
@@ -396,10 +425,7 @@ class Harness:
         for conn in list(Connection.registry.values()):
             await asyncio.wait_for(conn.close(), TIMEOUT_S)
         for client in self.clients:
-            if client.close_code is None:
-                await client.disconnect()
-            else:
-                client.communicator.stop(exceptions=False)
+            await client.disconnect()
         for request in self.requests:
             request.communicator.stop(exceptions=False)
 
