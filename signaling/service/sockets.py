@@ -18,8 +18,9 @@ from django.conf import settings
 
 from rooms import lifecycle as room_rows
 from rooms.serializers import room_representation
-from rooms.tokens import Identity, TokenRejected, authenticate_token
+from rooms.tokens import Identity, TokenErrorCode, TokenRejected, authenticate_token
 from signaling.consumers.connection import Connection, new_sid
+from signaling.consumers.websocket import parse_query
 from signaling.presence import JoinStatus, Participant
 from signaling.protocol import (
     CloseReason,
@@ -65,11 +66,17 @@ def _bearer(scope: dict[str, Any]) -> str | None:
 
 
 def find_token(auth: dict[str, Any] | None, scope: dict[str, Any]) -> str | None:
-    """`auth.token`, else `?token=`, else `Authorization: Bearer` (SPEC section 3)."""
-    if auth and isinstance(auth.get("token"), str) and auth["token"]:
-        return str(auth["token"])
-    from signaling.consumers.websocket import parse_query
+    """`auth.token`, else `?token=`, else `Authorization: Bearer` (SPEC section 3).
 
+    Raises:
+        TokenRejected: `auth.token` is present but not a string (`invalid_token`).
+    """
+    if auth:
+        token = auth.get("token")
+        if token is not None and type(token) is not str:
+            raise TokenRejected(TokenErrorCode.INVALID, "auth.token must be a string")
+        if token:
+            return token
     token = parse_query(scope).get("token")
     return token or _bearer(scope)
 

@@ -89,6 +89,7 @@ async def test_connect_with_valid_token_answers_sid_then_connected(signaling: Ha
         ("empty_auth", {}, "missing_token"),
         ("empty_token", {"token": ""}, "missing_token"),
         ("garbage_token", {"token": "garbage"}, "invalid_token"),
+        ("non_string_token", {"token": 5}, "invalid_token"),
         ("wrong_secret", "wrong_secret", "invalid_token"),
         ("expired", "expired", "token_expired"),
     ],
