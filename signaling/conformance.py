@@ -22,13 +22,13 @@ from django.conf import settings
 if not settings.configured:
     settings.configure(CHANNEL_LAYERS={}, USE_TZ=True)
 
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from django.urls import re_path  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter
+from django.urls import re_path
 
-from signaling.consumers.connection import Connection, new_sid  # noqa: E402
-from signaling.consumers.polling import EnginePollingConsumer  # noqa: E402
-from signaling.consumers.websocket import EngineWebsocketConsumer  # noqa: E402
-from signaling.protocol import (  # noqa: E402
+from signaling.consumers.connection import Connection, new_sid
+from signaling.consumers.polling import EnginePollingConsumer
+from signaling.consumers.websocket import EngineWebsocketConsumer
+from signaling.protocol import (
     CloseReason,
     EioMessageReceived,
     SessionConfig,
@@ -100,6 +100,9 @@ def build_conformance_application(config: SessionConfig = REFERENCE_CONFIG) -> A
     )
 
 
+from signaling.consumers import daphne_close_codes  # noqa: E402
+
+daphne_close_codes.install()
 application = build_conformance_application()
 
 

@@ -12,7 +12,7 @@ import sys
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "signaling_project.settings")
 
-from signaling_project.config import ConfigError  # noqa: E402
+from signaling_project.config import ConfigError
 
 try:
     from django.core.asgi import get_asgi_application
@@ -22,6 +22,9 @@ except ConfigError as exc:
     sys.stderr.write(f"configuration error: {exc}\n")
     sys.exit(2)
 
-from signaling.routing import build_application  # noqa: E402
+from signaling.consumers import daphne_close_codes
+from signaling.routing import build_application
+
+daphne_close_codes.install()
 
 application = build_application(django_application)

@@ -18,8 +18,8 @@ from typing import Any, Protocol
 
 from signaling.protocol import (
     CloseReason,
-    EngineSession,
     EioMessageReceived,
+    EngineSession,
     RemoteProtocolError,
     SessionClosed,
     SessionConfig,
@@ -41,6 +41,26 @@ SID_BYTES = 15  # 20 URL-safe characters, as socket.io's own ids
 def new_sid() -> str:
     """An unguessable URL-safe id (Engine.IO sid or Socket.IO client id)."""
     return secrets.token_urlsafe(SID_BYTES)
+
+
+# RFC 6455 normal closure: the one close code every ASGI server lets an application send.
+WS_CLOSE_NORMAL = 1000
+
+
+async def close_websocket(send: WsSend, code: int) -> None:
+    """Send ``websocket.close`` with ``code``, or with 1000 if the ASGI server refuses ``code``.
+
+    Some ASGI servers accept only application close codes (1000, 3000-4999); daphne is
+    taught the RFC 6455 protocol codes by ``daphne_close_codes``. Where a server still
+    refuses, a plain close is better than a socket left open after its session ended.
+    """
+    try:
+        await send({"type": "websocket.close", "code": code})
+    except Exception:  # autobahn raises a bare Exception for a refused close code
+        if code == WS_CLOSE_NORMAL:
+            raise
+        logger.debug("close code %s refused by the ASGI server; closing with 1000", code)
+        await send({"type": "websocket.close", "code": WS_CLOSE_NORMAL})
 
 
 class SocketApp(Protocol):
@@ -130,11 +150,18 @@ class Connection:
         session.send_sio_text(text)
         if self.ws_send is not None and session.transport is Transport.WEBSOCKET:
             send = self.ws_send
-            for frame in session.outgoing_ws():
-                if type(frame) is str:
-                    await send({"type": "websocket.send", "text": frame})
-                else:
-                    await send({"type": "websocket.send", "bytes": frame})
+            try:
+                for frame in session.outgoing_ws():
+                    if type(frame) is str:
+                        await send({"type": "websocket.send", "text": frame})
+                    else:
+                        await send({"type": "websocket.send", "bytes": frame})
+            except Exception:
+                # This peer's websocket closed under us (daphne: autobahn Disconnected; uvicorn:
+                # ClientDisconnected); its own websocket.disconnect ends the session. Raising
+                # here aborted the *caller's* work: the other recipients of a broadcast and,
+                # from a leaver's teardown, the leaver's remove_connection (a leaked count).
+                logger.debug("write to closed websocket of session %s dropped", self.eio_sid)
         else:
             await self.flush()
 
@@ -207,7 +234,7 @@ class Connection:
         if self.ws_send is not None:
             code = event.error.ws_close_code if event.error is not None else 1000
             try:
-                await self.ws_send({"type": "websocket.close", "code": code})
+                await close_websocket(self.ws_send, code)
             except Exception:  # the socket may already be gone; nothing left to tell it
                 logger.debug("close of session %s websocket failed", self.eio_sid)
         await self.app.on_close(self, event.reason)

@@ -117,7 +117,10 @@ class EnginePollingConsumer(AsyncConsumer):
             conn.session.begin_poll()
         except RemoteProtocolError as exc:
             await self.respond(exc.http_status, _error_body(BAD_REQUEST, str(exc)), json_body=True)
-            await conn.handle([SessionClosed(CloseReason.PARSE_ERROR, error=exc)])
+            # A duplicate GET closed the session; a GET after the upgrade leaves it alone
+            # (Engine.IO v4 suite: "ignores HTTP requests with same sid after upgrade").
+            if conn.session.is_closed:
+                await conn.handle([SessionClosed(CloseReason.PARSE_ERROR, error=exc)])
             return
         self.waiting = asyncio.get_running_loop().create_task(self.hold_get(conn))
 

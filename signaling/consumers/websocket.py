@@ -13,10 +13,10 @@ import time
 from typing import Any
 from urllib.parse import parse_qs
 
-from channels.consumer import AsyncConsumer
+from channels.consumer import AsyncConsumer, get_handler_name
 from channels.exceptions import StopConsumer
 
-from signaling.consumers.connection import Connection, SocketApp
+from signaling.consumers.connection import Connection, SocketApp, close_websocket
 from signaling.protocol import RemoteProtocolError, SessionConfig, Transport
 
 logger = logging.getLogger(__name__)
@@ -37,6 +37,30 @@ class EngineWebsocketConsumer(AsyncConsumer):
         self.app = app
         self.session_config = session_config
         self.socketio = socketio
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Read the one ASGI queue directly and dispatch each message in order.
+
+        Channels' ``AsyncConsumer`` runs every message through a new task
+        (``await_many_dispatch``) and a thread hop (``aclose_old_connections``); this consumer
+        has no channel layer and no ORM, and those two cost more than the relay itself
+        (py-spy profile in docs/benchmarks.md).
+        """
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """``AsyncConsumer.dispatch`` without the per-message ``close_old_connections``."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         query = parse_query(self.scope)
@@ -90,7 +114,7 @@ class EngineWebsocketConsumer(AsyncConsumer):
         except RemoteProtocolError as exc:
             conn.log_protocol_error(exc)
             self.is_probe, self.conn = False, None
-            await self.send({"type": "websocket.close", "code": exc.ws_close_code})
+            await close_websocket(self.send, exc.ws_close_code)
             await conn.flush()
             return
         for out in conn.session.outgoing_probe_ws():

@@ -538,6 +538,10 @@ class EngineSession:
         if frame == _UPGRADE:
             self._state = transition(self._state, SessionState.OPEN)
             self._transport = Transport.WEBSOCKET
+            if _NOOP in self._out:
+                # The probe's NOOP was for a polling GET; none took it, so it must not
+                # reach the websocket (the v4 suite expects the next frame to be data).
+                self._out = [item for item in self._out if item != _NOOP]
             if self._probe_out:
                 self._out[:0] = self._probe_out
                 self._probe_out = []

@@ -43,8 +43,8 @@ RECORD_SEPARATOR = "\x1e"  # Engine.IO v4 polling payload separator
 STARTUP_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 5.0
 RECEIVE_TIMEOUT_S = 2.0  # for one frame; the heartbeat sends one every 300 ms anyway
+# A pending GET is answered by a PING within pingInterval: no poll should come near this.
 HTTP_TIMEOUT_S = 5.0
-# A pending GET is answered by a PING within pingInterval: a poll never waits longer.
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -198,7 +198,9 @@ class WireClient:
         self.http = http
         self.sockets: list[RawWebSocket] = []
 
-    async def request(self, method: str, path_and_query: str, body: str | bytes | None = None, **kwargs: Any) -> HttpReply:
+    async def request(
+        self, method: str, path_and_query: str, body: str | bytes | None = None, **kwargs: Any
+    ) -> HttpReply:
         """One HTTP request; ``path_and_query`` is sent as written."""
         url = self.server.http_url + path_and_query
         async with asyncio.timeout(HTTP_TIMEOUT_S):
