@@ -36,6 +36,10 @@ logger = logging.getLogger(__name__)
 # ASGI send callable of the transport currently carrying the session's websocket frames.
 WsSend = Callable[[dict[str, Any]], Awaitable[None]]
 SID_BYTES = 15  # 20 URL-safe characters, as socket.io's own ids
+# socket.io's connectTimeout: a session whose client never connects a namespace is closed.
+CONNECT_TIMEOUT_S = 45.0
+# Peers remembered for "log once at WARNING"; the set is cleared when it grows past this.
+MAX_WARNED_PEERS = 10_000
 
 
 def new_sid() -> str:
@@ -105,6 +109,10 @@ class Connection:
         self.is_posting = False
         Connection.registry[self.eio_sid] = self
         self._arm_timer()
+        self._connect_timer: asyncio.TimerHandle | None = None
+        if socketio:
+            loop = asyncio.get_running_loop()
+            self._connect_timer = loop.call_later(CONNECT_TIMEOUT_S, self._on_connect_timeout)
 
     # -- inbound ---------------------------------------------------------------------
 
@@ -140,6 +148,9 @@ class Connection:
     def accept(self, namespace: str, client_id: str) -> None:
         """Accept a namespace CONNECT under ``client_id`` (the client's ``socket.id``)."""
         self.namespaces[namespace] = client_id
+        if self._connect_timer is not None:
+            self._connect_timer.cancel()
+            self._connect_timer = None
         self.session.accept_namespace(namespace, client_id)
 
     async def send_sio_text(self, text: str) -> None:
@@ -225,9 +236,10 @@ class Connection:
             return
         self._closed = True
         Connection.registry.pop(self.eio_sid, None)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        for timer in (self._timer, self._connect_timer):
+            if timer is not None:
+                timer.cancel()
+        self._timer = self._connect_timer = None
         self.poll_ready.set()
         if event.error is not None:
             self.log_protocol_error(event.error)
@@ -239,6 +251,14 @@ class Connection:
                 logger.debug("close of session %s websocket failed", self.eio_sid)
         await self.app.on_close(self, event.reason)
 
+    def _on_connect_timeout(self) -> None:
+        self._connect_timer = None
+        if not self.namespaces and not self._closed:
+            logger.debug("session %s connected no namespace in time; closing it", self.eio_sid)
+            task = asyncio.get_running_loop().create_task(self.close())
+            _background.add(task)
+            task.add_done_callback(_background.discard)
+
     async def abort(self) -> None:
         """Last resort after an unexpected error: end this session only."""
         if not self._closed:
@@ -249,6 +269,8 @@ class Connection:
         client = self.scope.get("client") or ("?", 0)
         peer = str(client[0])
         level = logging.DEBUG if peer in Connection._warned_peers else logging.WARNING
+        if len(Connection._warned_peers) >= MAX_WARNED_PEERS:
+            Connection._warned_peers.clear()
         Connection._warned_peers.add(peer)
         logger.log(level, "session %s from %s broke the protocol: %s", self.eio_sid, peer, error)
 

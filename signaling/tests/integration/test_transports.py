@@ -528,3 +528,30 @@ async def test_polling_peer_that_stops_answering_pings_is_dropped_and_room_hears
         "user_left",
         {"roomId": room.id, "clientId": client_id, "agentId": "agent-alice", "reason": "timeout"},
     )
+
+
+async def test_session_that_never_connects_a_namespace_is_closed_after_connect_timeout(
+    signaling: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: socket.io's connectTimeout, shortened for the test
+    monkeypatch.setattr("signaling.consumers.connection.CONNECT_TIMEOUT_S", 0.2)
+    client = await signaling.ws()
+    # when: the client opens the Engine.IO session but never sends CONNECT
+    # then
+    assert await client.wait_closed() == 1000
+
+
+async def test_connected_session_outlives_the_connect_timeout(
+    signaling: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given
+    monkeypatch.setattr("signaling.consumers.connection.CONNECT_TIMEOUT_S", 0.2)
+    client = await signaling.ws()
+    await client.send("40" + json.dumps({"token": mint_agent_token("agent-alice")}))
+    assert (await client.frame()).startswith('40{"sid":')
+    assert (await client.frame()).startswith('42["connected",')
+    # when: longer than the connect timeout passes
+    # then: the socket is still served
+    assert await client.receive_nothing(timeout=0.5)
+    reply = await client.call("leave_room", {})
+    assert reply == {"ok": False, "error": {"code": "not_in_room", "message": ANY_TEXT}}
