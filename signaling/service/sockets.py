@@ -162,9 +162,7 @@ class SignalingApp:
                     )
                 await self._relay(conn, state, payloads.parse_relay(name, event.args), event.ack_id)
             elif name == events.JOIN_ROOM:
-                reply = await self._join(conn, state, payloads.parse_join(event.args))
-                if event.ack_id is not None:
-                    await conn.send_sio_text(encode_ack(event.ack_id, [{"ok": True, **reply}]))
+                await self._join(conn, state, payloads.parse_join(event.args), event.ack_id)
             elif name == events.LEAVE_ROOM:
                 request = payloads.parse_leave(event.args)
                 if state.room_id is None or (request.room_id is not None and request.room_id != state.room_id):
@@ -215,7 +213,10 @@ class SignalingApp:
             hub.policies[room_id] = loaded
         return loaded  # type: ignore[no-any-return]
 
-    async def _join(self, conn: Connection, state: SocketState, request: payloads.JoinRequest) -> dict[str, Any]:
+    async def _join(
+        self, conn: Connection, state: SocketState, request: payloads.JoinRequest, ack_id: int | None
+    ) -> None:
+        """Join a room; the joiner gets `joined` and its ack before anyone else hears of it."""
         room_id = request.room_id
         identity = state.identity
         if identity.room_id is not None and identity.room_id != room_id:
@@ -234,8 +235,8 @@ class SignalingApp:
         if state.room_id == room_id and state.participant is not None:
             members = await hub.presence.members(room_id)
             reply = self._joined_payload(room, room_id, state.participant, members)
-            await conn.send_sio_text(encode_event(events.JOINED, reply))
-            return reply
+            await self._send_joined(conn, reply, ack_id)
+            return
         me = Participant(
             client_id=state.client_id,
             agent_id=state.agent_id,
@@ -255,11 +256,16 @@ class SignalingApp:
         state.room_id, state.participant = room_id, me
         await hub.attach(room_id, conn, outcome.members)
         reply = self._joined_payload(room, room_id, me, outcome.members)
-        await conn.send_sio_text(encode_event(events.JOINED, reply))
+        await self._send_joined(conn, reply, ack_id)
         await hub.announce_join(room_id, me)
         if len(outcome.members) == 1:
             await room_occupied(room_id)
-        return reply
+
+    @staticmethod
+    async def _send_joined(conn: Connection, reply: dict[str, Any], ack_id: int | None) -> None:
+        await conn.send_sio_text(encode_event(events.JOINED, reply))
+        if ack_id is not None:
+            await conn.send_sio_text(encode_ack(ack_id, [{"ok": True, **reply}]))
 
     @staticmethod
     def _joined_payload(room: Any, room_id: str, me: Participant, members: list[Participant]) -> dict[str, Any]:
