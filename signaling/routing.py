@@ -6,6 +6,7 @@ since daphne sends no lifespan events (STYLE section 6).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from channels.routing import ProtocolTypeRouter, URLRouter
@@ -19,6 +20,7 @@ from signaling.protocol import SessionConfig
 from signaling.service.hub import get_hub
 from signaling.service.sockets import SignalingApp
 
+logger = logging.getLogger(__name__)
 SOCKET_IO_PATH = r"^socket\.io/?$"
 
 
@@ -44,6 +46,16 @@ class StartHub:
             await get_hub().ensure_started()
             self.started = True
         await self.inner(scope, receive, send)
+
+
+def dev_mode_warning() -> None:
+    """SPEC section 1: development mode warns at every start."""
+    cfg = settings.SIGNALING
+    if cfg.dev_mode:
+        logger.warning(
+            "DEV_MODE=1: development mode%s; never use it in production",
+            " with a generated JWT_SECRET kept in .dev-jwt-secret" if cfg.dev_secret_generated else "",
+        )
 
 
 def build_application(django_application: Any) -> Any:

@@ -23,8 +23,9 @@ except ConfigError as exc:
     sys.exit(2)
 
 from signaling.consumers import daphne_close_codes
-from signaling.routing import build_application
+from signaling.routing import build_application, dev_mode_warning
 
 daphne_close_codes.install()
+dev_mode_warning()
 
 application = build_application(django_application)

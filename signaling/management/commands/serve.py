@@ -1,11 +1,10 @@
 """`python manage.py serve`: run the ASGI server on HOST:PORT from the configuration.
 
-daphne by default (`--server uvicorn` for uvicorn). Warns at every start in DEV_MODE.
+daphne by default (`--server uvicorn` for uvicorn); the ASGI module warns in DEV_MODE.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import sys
@@ -14,7 +13,6 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-logger = logging.getLogger(__name__)
 APPLICATION = "signaling_project.asgi:application"
 
 
@@ -26,11 +24,6 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         cfg = settings.SIGNALING
-        if cfg.dev_mode:
-            logger.warning(
-                "DEV_MODE=1: development mode%s; never use it in production",
-                " with a generated JWT_SECRET kept in .dev-jwt-secret" if cfg.dev_secret_generated else "",
-            )
         bindir = os.path.dirname(sys.executable)
         server = options["server"]
         exe = os.path.join(bindir, server)
