@@ -22,6 +22,8 @@ test are separate processes. Binds and connects to 127.0.0.1 only.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import json
 import os
 import shutil
@@ -45,8 +47,12 @@ import pytest
 import socketio
 import websockets
 
+from signaling.tests.schemas import SERVER_EVENTS, assert_matches_schema
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PYTHON = str(REPO_ROOT / ".venv" / "bin" / "python") if (REPO_ROOT / ".venv" / "bin" / "python").exists() else sys.executable
+PYTHON = (
+    str(REPO_ROOT / ".venv" / "bin" / "python") if (REPO_ROOT / ".venv" / "bin" / "python").exists() else sys.executable
+)
 HOST = "127.0.0.1"
 # 64 bytes: PyJWT warns about HMAC keys shorter than the SHA-256 block.
 TEST_SECRET = "e2e-test-secret-" + "0123456789abcdef" * 3
@@ -56,10 +62,27 @@ HTTP_TIMEOUT_S = 5.0
 # Configuration variables the servers read (SPEC section 6 and beyond): never inherited from
 # the test process (e.g. the PostgreSQL run's DATABASE_URL), only set from `env`.
 CONFIG_VARIABLES = (
-    "PORT", "HOST", "JWT_SECRET", "CORS_ORIGIN", "HEARTBEAT_INTERVAL", "HEARTBEAT_TIMEOUT",
-    "ROOM_TIMEOUT", "MAX_PARTICIPANTS", "REDIS_URL", "REDIS_PREFIX", "DATABASE_URL", "LOG_LEVEL",
-    "JWT_LEEWAY", "JOIN_TOKEN_TTL", "MAX_PAYLOAD", "MAX_MESSAGE_BYTES", "RATE_LIMIT",
-    "RATE_LIMIT_BURST", "DEV_MODE", "ALLOWED_HOSTS", "DJANGO_SETTINGS_MODULE",
+    "PORT",
+    "HOST",
+    "JWT_SECRET",
+    "CORS_ORIGIN",
+    "HEARTBEAT_INTERVAL",
+    "HEARTBEAT_TIMEOUT",
+    "ROOM_TIMEOUT",
+    "MAX_PARTICIPANTS",
+    "REDIS_URL",
+    "REDIS_PREFIX",
+    "DATABASE_URL",
+    "LOG_LEVEL",
+    "JWT_LEEWAY",
+    "JOIN_TOKEN_TTL",
+    "MAX_PAYLOAD",
+    "MAX_MESSAGE_BYTES",
+    "RATE_LIMIT",
+    "RATE_LIMIT_BURST",
+    "DEV_MODE",
+    "ALLOWED_HOSTS",
+    "DJANGO_SETTINGS_MODULE",
 )
 BASE_ENV = {
     "HOST": HOST,
@@ -68,6 +91,9 @@ BASE_ENV = {
     "HEARTBEAT_TIMEOUT": "300",
     "LOG_LEVEL": "warning",
 }
+# Pings every 300 ms as BASE_ENV sets, but 2 s to answer one: on a loaded 2-core machine a
+# client must not be dropped mid-test by a late pong (ping timeouts are tested on their own).
+PATIENT_HEARTBEAT = {"HEARTBEAT_TIMEOUT": "2000"}
 REDIS_URL = "redis://127.0.0.1:6379/0"
 POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/test"
 CLUSTER_SKIP_REASON = "needs Redis at 127.0.0.1:6379 and PostgreSQL at 127.0.0.1:5432"
@@ -133,7 +159,13 @@ class LiveServer:
         return mint_token(self.secret, agent_id, ttl_s=ttl_s, is_staff=is_staff, **extra_claims)
 
     def request(
-        self, method: str, path: str, body: Any = None, *, token: str | None = None, headers: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
         """One HTTP request; returns ``(status, parsed JSON or None)`` for any status."""
         data = None if body is None else json.dumps(body).encode()
@@ -169,9 +201,7 @@ class LiveServer:
 
     async def arequest(self, method: str, path: str, body: Any = None, **kwargs: Any) -> tuple[int, Any]:
         """:meth:`request` off the event loop (clients keep answering pings meanwhile)."""
-        return await asyncio.wait_for(
-            asyncio.to_thread(self.request, method, path, body, **kwargs), HTTP_TIMEOUT_S + 1
-        )
+        return await asyncio.wait_for(asyncio.to_thread(self.request, method, path, body, **kwargs), HTTP_TIMEOUT_S + 1)
 
     async def aget(self, path: str) -> tuple[int, Any]:
         """:meth:`get` off the event loop."""
@@ -211,6 +241,7 @@ def _migrated_sqlite(target: Path, env: dict[str, str]) -> None:
     global _template_db
     if _template_db is None or not _template_db.exists():
         template_dir = Path(tempfile.mkdtemp(prefix="e2e-template-db-"))
+        atexit.register(shutil.rmtree, template_dir, True)
         template = template_dir / "db.sqlite3"
         _migrate({**env, "DATABASE_URL": f"sqlite:///{template}"})
         _template_db = template
@@ -220,7 +251,11 @@ def _migrated_sqlite(target: Path, env: dict[str, str]) -> None:
 def _migrate(env: dict[str, str]) -> None:
     result = subprocess.run(
         [PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"],
-        cwd=REPO_ROOT, env=env, capture_output=True, timeout=120, check=False,
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, f"migrate failed:\n{result.stderr.decode(errors='replace')}"
 
@@ -262,25 +297,38 @@ class ServerFactory:
             _migrated_sqlite(database, base)
             base["DATABASE_URL"] = f"sqlite:///{database}"
         if base.get("REDIS_URL"):
-            self.redis_prefixes.append((base["REDIS_URL"], base.get("REDIS_PREFIX", "sig")))
+            # Never the default prefix: teardown deletes every key under it.
+            base.setdefault("REDIS_PREFIX", "e2e" + uuid.uuid4().hex[:16])
+            self.redis_prefixes.append((base["REDIS_URL"], base["REDIS_PREFIX"]))
         started = []
-        for index in range(count):
+        for _ in range(count):
             port = free_port()
+            while port in {s.port for s in started}:  # not bound yet: the kernel may hand it out again
+                port = free_port()
             proc_env = {**base, "PORT": str(port)}
             name = f"server{len(self.servers)}"
             stdout = open(workdir / f"{name}.stdout", "wb")  # noqa: SIM115 - closed below
             stderr = open(workdir / f"{name}.stderr", "wb")  # noqa: SIM115
             process = subprocess.Popen(
                 [PYTHON, "manage.py", "serve", "--server", server],
-                cwd=REPO_ROOT, env=proc_env, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL,
+                cwd=REPO_ROOT,
+                env=proc_env,
+                stdout=stdout,
+                stderr=stderr,
+                stdin=subprocess.DEVNULL,
             )
             stdout.close()
             stderr.close()
-            live = LiveServer(port, process, TEST_SECRET if "JWT_SECRET" not in (env or {}) else env["JWT_SECRET"],
-                              proc_env, workdir, name)
+            live = LiveServer(
+                port,
+                process,
+                base["JWT_SECRET"],
+                proc_env,
+                workdir,
+                name,
+            )
             self.servers.append(live)
             started.append(live)
-            del index
         for live in started:
             _wait_healthy(live)
         return started
@@ -417,8 +465,11 @@ class SioClient:
             self.sio.connect(url, auth=auth, headers=headers or {}, transports=transports, wait_timeout=timeout),
             timeout + 2,
         )
+        self.drain("connect")  # python-socketio's own `connect`: connected is the SPEC event
 
-    async def connect_as(self, server: LiveServer, agent_id: str, *, transports: list[str] | None = None) -> dict[str, Any]:
+    async def connect_as(
+        self, server: LiveServer, agent_id: str, *, transports: list[str] | None = None
+    ) -> dict[str, Any]:
         """Mint a token for ``agent_id``, connect and return the ``connected`` payload."""
         self.agent_id = agent_id
         await self.connect(server, token=server.mint(agent_id), transports=transports)
@@ -455,11 +506,14 @@ class SioClient:
             await asyncio.wait_for(self.sio.emit(event, data), timeout)
 
     async def next(self, event: str, timeout: float = 2.0) -> Any:
-        """The next payload of ``event`` (waits at most ``timeout`` seconds)."""
+        """The next payload of ``event`` (at most ``timeout`` s), checked against its SPEC schema."""
         try:
-            return await asyncio.wait_for(self.queues[event].get(), timeout)
+            payload = await asyncio.wait_for(self.queues[event].get(), timeout)
         except TimeoutError:
             pytest.fail(f"no {event!r} within {timeout} s (pending: {self.pending()})")
+        if event in SERVER_EVENTS:
+            assert_matches_schema(event, payload)  # every received server event has its SPEC shape
+        return payload
 
     async def receive_nothing(self, event: str | None = None, timeout: float = 0.3) -> bool:
         """True when, after ``timeout`` seconds, nothing (of ``event``) is pending."""
@@ -489,10 +543,8 @@ class SioClient:
 
     async def disconnect(self) -> None:
         """Disconnect (no-op when not connected)."""
-        try:
+        with contextlib.suppress(TimeoutError, OSError):  # the server may be dead already (kill tests)
             await asyncio.wait_for(self.sio.disconnect(), 3)
-        except (TimeoutError, OSError):
-            pass  # the server may be dead already (kill tests)
 
 
 @pytest.fixture
@@ -611,10 +663,8 @@ class RawSocketIO:
 
     async def close(self) -> None:
         """Close our side and stop the reader."""
-        try:
+        with contextlib.suppress(TimeoutError, websockets.WebSocketException, OSError):  # already gone
             await asyncio.wait_for(self.ws.close(), 2)
-        except (TimeoutError, websockets.WebSocketException, OSError):
-            pass  # already gone
         if self.reader is not None:
             self.reader.cancel()
 
@@ -671,7 +721,9 @@ def run_node(
     except subprocess.TimeoutExpired:
         process.kill()
         out, err = process.communicate()
-        pytest.fail(f"node {script_path} did not finish in {timeout} s\nstdout:\n{out.decode()}\nstderr:\n{err.decode()}")
+        pytest.fail(
+            f"node {script_path} did not finish in {timeout} s\nstdout:\n{out.decode()}\nstderr:\n{err.decode()}"
+        )
     lines = []
     for line in out.decode().splitlines():
         if line.strip():

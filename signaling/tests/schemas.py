@@ -54,8 +54,16 @@ ENUMS: dict[tuple[str, str], frozenset[str]] = {
     ("room_closed", "reason"): frozenset({"deleted", "max_duration", "expired"}),
     ("error", "code"): frozenset(
         {
-            "invalid_payload", "room_not_found", "room_full", "room_closed", "forbidden", "not_in_room",
-            "target_not_found", "rate_limited", "payload_too_large", "unknown_event",
+            "invalid_payload",
+            "room_not_found",
+            "room_full",
+            "room_closed",
+            "forbidden",
+            "not_in_room",
+            "target_not_found",
+            "rate_limited",
+            "payload_too_large",
+            "unknown_event",
         }
     ),
 }

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from rooms.tests.fixtures import ANY_ISO_UTC
-from signaling.tests.fixtures import LiveServer, run_node
+from signaling.tests.fixtures import PATIENT_HEARTBEAT, LiveServer, run_node
 from signaling.tests.schemas import assert_matches_schema
 
 pytestmark = pytest.mark.e2e
@@ -22,7 +22,7 @@ NODE_DIR = Path(__file__).parent / "node"
 
 @pytest.fixture(scope="module")
 def server(live_servers_module: Any) -> LiveServer:
-    (live,) = live_servers_module()
+    (live,) = live_servers_module(env=PATIENT_HEARTBEAT)
     return live
 
 
@@ -73,12 +73,21 @@ def test_two_node_peers_exchange_offer_answer_candidates(server: LiveServer, _ca
     assert steps["bob_connected"]["payload"] == {"clientId": bob, "agentId": "agent-bob"}
     alice_entry = {"clientId": alice, "agentId": "agent-alice", "joinedAt": ANY_ISO_UTC, "muted": False}
     assert steps["alice_join_ack"] == {
-        "ok": True, "roomId": room_id, "clientId": alice, "agentId": "agent-alice", "muted": False,
-        "room": {**room, "participantCount": 1}, "participants": [],
+        "ok": True,
+        "roomId": room_id,
+        "clientId": alice,
+        "agentId": "agent-alice",
+        "muted": False,
+        "room": {**room, "participantCount": 1},
+        "participants": [],
     }
     bob_joined = {
-        "roomId": room_id, "clientId": bob, "agentId": "agent-bob", "muted": False,
-        "room": {**room, "participantCount": 2}, "participants": [alice_entry],
+        "roomId": room_id,
+        "clientId": bob,
+        "agentId": "agent-bob",
+        "muted": False,
+        "room": {**room, "participantCount": 2},
+        "participants": [alice_entry],
     }
     assert steps["bob_join_ack"] == {"ok": True, **bob_joined}
     assert steps["bob_joined"] == bob_joined
@@ -92,7 +101,9 @@ def test_two_node_peers_exchange_offer_answer_candidates(server: LiveServer, _ca
     assert steps["candidate_ack"] == {"ok": True}
     assert steps["bob_candidate"] == {
         "candidate": {
-            "candidate": "candidate:1 1 udp 2122260223 127.0.0.1 54321 typ host", "sdpMid": "0", "sdpMLineIndex": 0,
+            "candidate": "candidate:1 1 udp 2122260223 127.0.0.1 54321 typ host",
+            "sdpMid": "0",
+            "sdpMLineIndex": 0,
         },
         **from_alice,
     }
@@ -100,9 +111,24 @@ def test_two_node_peers_exchange_offer_answer_candidates(server: LiveServer, _ca
     assert steps["bob_candidate_end"] == {"candidate": None, **from_alice}
     assert steps["roomwide_ack"] == {"ok": True}
     assert steps["alice_roomwide_candidate"] == {"candidate": "candidate:2 1 udp 1 127.0.0.1 1 typ host", **from_bob}
-    for event in ("bob_offer", "alice_answer", "bob_candidate", "bob_candidate_end", "alice_roomwide_candidate"):
-        assert_matches_schema(event.split("_", 1)[1].removesuffix("_end").replace("roomwide_", ""), steps[event])
+    received = [
+        ("offer", "bob_offer"),
+        ("answer", "alice_answer"),
+        ("candidate", "bob_candidate"),
+        ("candidate", "bob_candidate_end"),
+        ("candidate", "alice_roomwide_candidate"),
+        ("user_joined", "alice_user_joined"),
+        ("joined", "bob_joined"),
+        ("user_left", "alice_user_left"),
+    ]
+    for event, step in received:
+        assert_matches_schema(event, steps[step])
     expected_transport = "polling" if _case == "polling" else "websocket"
     assert steps["transports"] == {"alice": expected_transport, "bob": expected_transport}
-    assert steps["alice_user_left"] == {"roomId": room_id, "clientId": bob, "agentId": "agent-bob", "reason": "disconnected"}
+    assert steps["alice_user_left"] == {
+        "roomId": room_id,
+        "clientId": bob,
+        "agentId": "agent-bob",
+        "reason": "disconnected",
+    }
     assert "error" not in steps
