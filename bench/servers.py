@@ -36,8 +36,7 @@ SERVER_KINDS = ("daphne", "uvicorn", "uvicorn-websockets", "uvicorn-wsproto", "u
 def raise_fd_limit() -> int:
     """Raise RLIMIT_NOFILE as far as the hard limit allows; return the soft limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = hard if hard != resource.RLIM_INFINITY else FD_LIMIT
-    want = min(want, FD_LIMIT) if hard == resource.RLIM_INFINITY else want
+    want = FD_LIMIT if hard == resource.RLIM_INFINITY else min(hard, FD_LIMIT)
     if soft < want:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
@@ -93,8 +92,11 @@ class Cluster:
     servers: list[Server] = field(default_factory=list)
 
 
+DB_DIR: str | None = None  # set by the CLI (--db-dir): where the temporary SQLite file lives
+
+
 def _preexec() -> None:
-    resource.setrlimit(resource.RLIMIT_NOFILE, (FD_LIMIT, max(FD_LIMIT, resource.getrlimit(resource.RLIMIT_NOFILE)[1])))
+    raise_fd_limit()  # the niceness and the autogroup are inherited from the load process
 
 
 def _argv(kind: str, port: int) -> list[str]:
@@ -103,39 +105,64 @@ def _argv(kind: str, port: int) -> list[str]:
         return [*pin, PYTHON, str(ROOT / "manage.py"), "serve", "--server", kind]
     ws = kind.removeprefix("uvicorn-")
     uvicorn = str(Path(PYTHON).parent / "uvicorn")
-    return [*pin, uvicorn, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-            "--ws", ws, "--loop", "uvloop", "--http", "httptools", APPLICATION]
+    return [
+        *pin,
+        uvicorn,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--ws",
+        ws,
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        APPLICATION,
+    ]
 
 
-def start_cluster(kind: str, layer: str, *, instances: int = 1, extra_env: dict[str, str] | None = None,
-                  jwt_secret: str) -> Cluster:
+def start_cluster(
+    kind: str, layer: str, *, instances: int = 1, extra_env: dict[str, str] | None = None, jwt_secret: str
+) -> Cluster:
     """Migrate a fresh SQLite database and start ``instances`` servers of ``kind``."""
-    workdir = Path(tempfile.mkdtemp(prefix="signaling-bench-"))
+    workdir = Path(tempfile.mkdtemp(prefix="signaling-bench-", dir=DB_DIR))
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "DEV_MODE")}
-    env.update({
-        "JWT_SECRET": jwt_secret,
-        "HOST": "127.0.0.1",
-        "DATABASE_URL": f"sqlite:///{workdir / 'db.sqlite3'}",
-        "LOG_LEVEL": "warning",
-        "RATE_LIMIT": "1000000",
-        "RATE_LIMIT_BURST": "1000000",
-        "HEARTBEAT_INTERVAL": "25000",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "JWT_SECRET": jwt_secret,
+            "HOST": "127.0.0.1",
+            "DATABASE_URL": f"sqlite:///{workdir / 'db.sqlite3'}",
+            "LOG_LEVEL": "warning",
+            "RATE_LIMIT": "1000000",
+            "RATE_LIMIT_BURST": "1000000",
+            "HEARTBEAT_INTERVAL": "25000",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     if layer == "redis":
         env["REDIS_URL"] = REDIS_URL
         env["REDIS_PREFIX"] = f"bench-{uuid.uuid4().hex[:12]}"
     env.update(extra_env or {})
-    subprocess.run([PYTHON, str(ROOT / "manage.py"), "migrate", "--noinput", "-v", "0"],
-                   cwd=ROOT, env=env, check=True, timeout=120)
+    subprocess.run(
+        [PYTHON, str(ROOT / "manage.py"), "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True, timeout=120
+    )
     cluster = Cluster(kind, layer, env, workdir)
     try:
         for i in range(instances):
             port = free_port()
             log_path = workdir / f"server-{i}.log"
             with open(log_path, "wb") as log:
-                proc = subprocess.Popen(_argv(kind, port), cwd=ROOT, env={**env, "PORT": str(port)},
-                                        stdout=log, stderr=subprocess.STDOUT, preexec_fn=_preexec)
+                proc = subprocess.Popen(
+                    _argv(kind, port),
+                    cwd=ROOT,
+                    env={**env, "PORT": str(port)},
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    preexec_fn=_preexec,
+                )
             server = Server(kind, port, proc, log_path)
             cluster.servers.append(server)
             _wait_ready(server)

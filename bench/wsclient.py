@@ -36,8 +36,19 @@ class EioClient(asyncio.Protocol):
     """One Engine.IO-over-WebSocket connection (see module docstring)."""
 
     __slots__ = (
-        "transport", "buf", "is_open", "opened", "on_event", "waiters", "inbox",
-        "client_id", "ack_seq", "pings", "is_closing", "dropped", "lost",
+        "ack_seq",
+        "buf",
+        "client_id",
+        "dropped",
+        "inbox",
+        "is_closing",
+        "is_open",
+        "lost",
+        "on_event",
+        "opened",
+        "pings",
+        "transport",
+        "waiters",
     )
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
