@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -25,34 +26,35 @@ class RoomPolicy:
     room_id: str
     cap: int
     is_muted_on_entry: bool
+    max_duration_min: int | None
     is_closed: bool
     close_reason: str
 
 
-def load_policy(room_id: str) -> tuple[Room, RoomPolicy] | None:
-    """The room and its join policy, or None when no room has that id."""
-    room = Room.objects.filter(pk=room_id).first()
-    if room is None:
-        return None
-    policy = RoomPolicy(
+def policy_of(room: Room) -> RoomPolicy:
+    """The join policy of a loaded room."""
+    return RoomPolicy(
         room_id=room.id,
         cap=effective_max_participants(room),
         is_muted_on_entry=room.mute_on_entry,
+        max_duration_min=room.max_duration_min,
         is_closed=room.is_closed,
         close_reason=room.close_reason,
     )
-    return room, policy
 
 
-def mark_occupied(room_id: str) -> None:
+def load_room(room_id: str) -> Room | None:
+    """The room, or None when no room has that id."""
+    return Room.objects.filter(pk=room_id).first()
+
+
+def mark_occupied(room_id: str, max_duration_min: int | None) -> None:
     """Someone is in the room: no empty-room expiry; the first join starts maxDuration."""
     now = timezone.now()
-    Room.objects.filter(pk=room_id, closed_at__isnull=True).update(expires_at=None)
-    for room in Room.objects.filter(pk=room_id, first_joined_at__isnull=True, closed_at__isnull=True):
-        closes_at = None
-        if room.max_duration_min is not None:
-            closes_at = now + timedelta(minutes=room.max_duration_min)
-        Room.objects.filter(pk=room.pk, first_joined_at__isnull=True).update(
+    closes_at = None if max_duration_min is None else now + timedelta(minutes=max_duration_min)
+    with transaction.atomic():
+        Room.objects.filter(pk=room_id, closed_at__isnull=True).update(expires_at=None)
+        Room.objects.filter(pk=room_id, first_joined_at__isnull=True, closed_at__isnull=True).update(
             first_joined_at=now, closes_at=closes_at
         )
 

@@ -111,6 +111,7 @@ class RoomViewSet(viewsets.GenericViewSet):
             max_duration_min=room_settings["maxDuration"],
             max_participants=room_settings["maxParticipants"],
         )
+        live.remember_room(room)
         logger.info("room %s created by %s", room.id, room.created_by)
         return Response(
             RoomSerializer(room, context={"participant_counts": {}}).data,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Protocol
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,11 +226,21 @@ return total
 """
 
 
+REDIS_MAX_CONNECTIONS = 32
+REDIS_POOL_TIMEOUT_S = 10.0
+
+
 class RedisPresence:
     """Cluster presence in Redis; keys under ``<prefix>:``; every mutation one script."""
 
     def __init__(self, url: str, *, prefix: str = "sig") -> None:
-        self._redis: Redis = Redis.from_url(url)
+        # A bounded pool that waits for a free connection: a connect storm queues its
+        # presence writes instead of failing them with "Too many connections".
+        pool = BlockingConnectionPool.from_url(
+            url, max_connections=REDIS_MAX_CONNECTIONS, timeout=REDIS_POOL_TIMEOUT_S
+        )
+        self._pool = pool
+        self._redis: Redis = Redis(connection_pool=pool)
         self._p = prefix
         self._join = self._redis.register_script(_JOIN_LUA)
         self._leave = self._redis.register_script(_LEAVE_LUA)
@@ -366,3 +376,4 @@ class RedisPresence:
     async def aclose(self) -> None:
         """Close the connection pool."""
         await self._redis.aclose()
+        await self._pool.disconnect()

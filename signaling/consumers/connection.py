@@ -10,6 +10,7 @@ conformance app) and never decides anything about rooms. No ORM, no channel laye
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import secrets
 import time
@@ -42,9 +43,21 @@ CONNECT_TIMEOUT_S = 45.0
 MAX_WARNED_PEERS = 10_000
 
 
+# Random bytes for ids come from the OS in batches: one getrandom() call per 256 ids
+# instead of one per id (that call was an eighth of the connect path's CPU in a profile).
+_RANDOM_BATCH_BYTES = SID_BYTES * 256
+_random_pool = b""
+_random_offset = 0
+
+
 def new_sid() -> str:
-    """An unguessable URL-safe id (Engine.IO sid or Socket.IO client id)."""
-    return secrets.token_urlsafe(SID_BYTES)
+    """An unguessable URL-safe id (Engine.IO sid or Socket.IO client id): 120 random bits."""
+    global _random_pool, _random_offset
+    if _random_offset + SID_BYTES > len(_random_pool):
+        _random_pool, _random_offset = secrets.token_bytes(_RANDOM_BATCH_BYTES), 0
+    chunk = _random_pool[_random_offset : _random_offset + SID_BYTES]
+    _random_offset += SID_BYTES
+    return base64.urlsafe_b64encode(chunk).decode("ascii")
 
 
 # RFC 6455 normal closure: the one close code every ASGI server lets an application send.

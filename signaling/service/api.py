@@ -56,6 +56,13 @@ async def announce_room_closed(room_id: str, reason: str) -> None:
     await close_room(room_id, reason, already_closed_in_db=True)
 
 
+def remember_room(room: Any) -> None:
+    """A room was just created here: cache its policy so the first join skips the database."""
+    from signaling.service.sockets import remember_room as remember
+
+    remember(get_hub(), room)
+
+
 @async_to_sync
 async def check_ready() -> None:
     """Raise when presence or the channel layer does not answer."""

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import close_old_connections, connections
 
 from signaling.presence import LeaveOutcome, MemoryPresence, Participant, PresenceStore, RedisPresence
 from signaling.protocol import encode_event
@@ -300,6 +302,49 @@ def reset_hub() -> None:
     _hub = None
 
 
+# ORM calls run on dedicated threads that keep their database connection (CONN_MAX_AGE):
+# several for a server database, so room loads for different sockets proceed side by side;
+# one for SQLite, which serialises writers anyway (and whose shared-cache test database
+# refuses concurrent threads outright).
+SERVER_DB_THREADS = 4
+_db_executor: ThreadPoolExecutor | None = None
+
+
+def db_threads() -> int:
+    """How many database threads this process uses."""
+    is_sqlite = settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
+    return 1 if is_sqlite else SERVER_DB_THREADS
+
+
+def _run_with_connections(func: Any, args: tuple[Any, ...]) -> Any:
+    close_old_connections()
+    try:
+        return func(*args)
+    finally:
+        close_old_connections()
+
+
 async def run_db(func: Any, *args: Any) -> Any:
-    """Run an ORM call off the event loop."""
-    return await database_sync_to_async(func)(*args)
+    """Run an ORM call off the event loop, on the database threads."""
+    global _db_executor
+    if _db_executor is None:
+        _db_executor = ThreadPoolExecutor(max_workers=db_threads(), thread_name_prefix="signaling-db")
+    return await asyncio.get_running_loop().run_in_executor(_db_executor, _run_with_connections, func, args)
+
+
+def close_db_threads() -> None:
+    """Close every database thread's connection and stop the threads (test teardown, shutdown)."""
+    global _db_executor
+    executor, _db_executor = _db_executor, None
+    if executor is None:
+        return
+    count = executor._max_workers
+    barrier = threading.Barrier(count)
+
+    def close_here() -> None:
+        barrier.wait(timeout=10)  # one task per thread: every worker closes its own connections
+        connections.close_all()
+
+    for future in [executor.submit(close_here) for _ in range(count)]:
+        future.result(timeout=20)
+    executor.shutdown(wait=True)

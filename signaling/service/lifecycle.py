@@ -57,6 +57,6 @@ async def room_emptied(room_id: str) -> None:
     await run_db(room_rows.mark_empty, room_id)
 
 
-async def room_occupied(room_id: str) -> None:
+async def room_occupied(room_id: str, max_duration_min: int | None) -> None:
     """The first participant arrived: cancel expiry; the very first join starts maxDuration."""
-    await run_db(room_rows.mark_occupied, room_id)
+    await run_db(room_rows.mark_occupied, room_id, max_duration_min)

@@ -81,6 +81,14 @@ def find_token(auth: dict[str, Any] | None, scope: dict[str, Any]) -> str | None
     return token or _bearer(scope)
 
 
+def remember_room(hub: Hub, room: Any) -> tuple[dict[str, Any], room_rows.RoomPolicy]:
+    """Cache an open room's wire shape (participantCount 0) and join policy in the hub."""
+    entry = (room_representation(room, participant_count=0), room_rows.policy_of(room))
+    if not room.is_closed:
+        hub.policies[room.id] = entry
+    return entry
+
+
 class SignalingApp:
     """The Socket.IO application of the signaling server."""
 
@@ -201,17 +209,16 @@ class SignalingApp:
 
     # -- rooms -----------------------------------------------------------------------
 
-    async def _policy(self, room_id: str) -> tuple[Any, room_rows.RoomPolicy]:
+    async def _policy(self, room_id: str) -> tuple[dict[str, Any], room_rows.RoomPolicy]:
+        """The room's wire representation (participantCount 0) and join policy, cached per room."""
         hub = self.hub
         cached = hub.policies.get(room_id)
         if cached is not None:
             return cached  # type: ignore[no-any-return]
-        loaded = await run_db(room_rows.load_policy, room_id)
-        if loaded is None:
+        room = await run_db(room_rows.load_room, room_id)
+        if room is None:
             raise SignalingError(ErrorCode.ROOM_NOT_FOUND, "no room has that id")
-        if not loaded[1].is_closed:
-            hub.policies[room_id] = loaded
-        return loaded  # type: ignore[no-any-return]
+        return remember_room(hub, room)
 
     async def _join(
         self, conn: Connection, state: SocketState, request: payloads.JoinRequest, ack_id: int | None
@@ -255,11 +262,12 @@ class SignalingApp:
             await self._leave(conn, state, LeaveReason.LEFT)
         state.room_id, state.participant = room_id, me
         await hub.attach(room_id, conn, outcome.members)
+        if len(outcome.members) == 1:
+            # The first joiner: the row is marked before anyone hears of the join.
+            await room_occupied(room_id, policy.max_duration_min)
         reply = self._joined_payload(room, room_id, me, outcome.members)
         await self._send_joined(conn, reply, ack_id)
         await hub.announce_join(room_id, me)
-        if len(outcome.members) == 1:
-            await room_occupied(room_id)
 
     @staticmethod
     async def _send_joined(conn: Connection, reply: dict[str, Any], ack_id: int | None) -> None:
@@ -268,10 +276,11 @@ class SignalingApp:
             await conn.send_sio_text(encode_ack(ack_id, [{"ok": True, **reply}]))
 
     @staticmethod
-    def _joined_payload(room: Any, room_id: str, me: Participant, members: list[Participant]) -> dict[str, Any]:
+    def _joined_payload(
+        room: dict[str, Any], room_id: str, me: Participant, members: list[Participant]
+    ) -> dict[str, Any]:
         others = sorted((m for m in members if m.client_id != me.client_id), key=lambda m: m.joined_at)
-        wire_room = room_representation(room, participant_count=len(members))
-        return payloads.joined(room_id, me, wire_room, others)
+        return payloads.joined(room_id, me, {**room, "participantCount": len(members)}, others)
 
     async def _leave(self, conn: Connection, state: SocketState, reason: LeaveReason) -> None:
         room_id = state.room_id
