@@ -41,6 +41,7 @@ from signaling.service.lifecycle import room_emptied, room_occupied
 logger = logging.getLogger(__name__)
 
 ROOT_NAMESPACE = "/"
+_JOINED_PREFIX_LEN = len('2["joined",')
 
 
 @dataclass(slots=True)
@@ -271,9 +272,12 @@ class SignalingApp:
 
     @staticmethod
     async def _send_joined(conn: Connection, reply: dict[str, Any], ack_id: int | None) -> None:
-        await conn.send_sio_text(encode_event(events.JOINED, reply))
+        """`joined`, then the ack `{ok: true, ...joined}` built from the same JSON text."""
+        event = encode_event(events.JOINED, reply)  # 2["joined",{...}]
+        await conn.send_sio_text(event)
         if ack_id is not None:
-            await conn.send_sio_text(encode_ack(ack_id, [{"ok": True, **reply}]))
+            body = event[_JOINED_PREFIX_LEN:-1]  # {...}: the payload, encoded once
+            await conn.send_sio_text(f'3{ack_id}[{{"ok":true,{body[1:]}]')
 
     @staticmethod
     def _joined_payload(
