@@ -100,7 +100,7 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
                 lines.append(
                     f"| {s['offered_per_s']:,} | {s['achieved_per_s']:,.0f} | {s['deliveries_per_s']:,.0f} "
                     f"| {s['lost']} | {_fmt(s['p50_ms'])} | {_fmt(s['p90_ms'])} | {_fmt(s['p99_ms'])} "
-                    f"| {_fmt(s['max_ms'])} | {s['server_cpu_pct']} | {s['load_cpu_pct']} | {'yes' if s['ok'] else 'no'} |"
+                    f"| {_fmt(s['max_ms'])} | {s['server_cpu_pct']} | {s['load_cpu_pct']} | {'yes' if s['ok'] else 'no'} |"  # noqa: E501
                 )
             lines.append("")
     if plot_name:

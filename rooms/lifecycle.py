@@ -61,9 +61,7 @@ def mark_occupied(room_id: str, max_duration_min: int | None) -> None:
 
 def mark_empty(room_id: str) -> None:
     """The room has nobody left: it closes after ROOM_TIMEOUT unless someone joins."""
-    Room.objects.filter(pk=room_id, closed_at__isnull=True).update(
-        expires_at=empty_room_deadline(timezone.now())
-    )
+    Room.objects.filter(pk=room_id, closed_at__isnull=True).update(expires_at=empty_room_deadline(timezone.now()))
 
 
 def clear_expiry(room_id: str) -> None:

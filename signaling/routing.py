@@ -67,6 +67,4 @@ def build_application(django_application: Any) -> Any:
         app=app, session_config=config, cors_origins=settings.SIGNALING.cors_origins
     )
     http = URLRouter([re_path(SOCKET_IO_PATH, polling), re_path(r"", ASGIStaticFilesHandler(django_application))])
-    return StartHub(
-        ProtocolTypeRouter({"http": http, "websocket": URLRouter([re_path(SOCKET_IO_PATH, websocket)])})
-    )
+    return StartHub(ProtocolTypeRouter({"http": http, "websocket": URLRouter([re_path(SOCKET_IO_PATH, websocket)])}))

@@ -95,9 +95,7 @@ def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     origins = tuple(part.strip().rstrip("/") for part in raw.split(",") if part.strip())
     for origin in origins:
         if origin != "*" and not origin.startswith(("http://", "https://")):
-            raise ConfigError(
-                f"{name} must be * or a comma-separated list of http(s) origins, got {raw!r}"
-            )
+            raise ConfigError(f"{name} must be * or a comma-separated list of http(s) origins, got {raw!r}")
     return origins
 
 

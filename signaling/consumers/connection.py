@@ -109,9 +109,7 @@ class Connection:
         self.app = app
         self.scope = scope
         self.eio_sid = new_sid()
-        self.session = EngineSession(
-            self.eio_sid, config, now=time.monotonic(), transport=transport, socketio=socketio
-        )
+        self.session = EngineSession(self.eio_sid, config, now=time.monotonic(), transport=transport, socketio=socketio)
         self.ws_send: WsSend | None = None
         self.poll_ready = asyncio.Event()
         self.state: Any = None  # owned by the app (the signaling service's SocketState)

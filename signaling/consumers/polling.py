@@ -97,9 +97,7 @@ class EnginePollingConsumer(AsyncConsumer):
             if method != "GET":
                 await self.refuse(BAD_REQUEST, "Bad handshake method")
                 return
-            self.conn = Connection(
-                self.app, self.session_config, Transport.POLLING, self.scope, socketio=self.socketio
-            )
+            self.conn = Connection(self.app, self.session_config, Transport.POLLING, self.scope, socketio=self.socketio)
             await self.respond(200, self.conn.session.take_polling_payload().encode())
             return
         conn = self.conn = Connection.registry.get(sid)
@@ -192,4 +190,3 @@ class EnginePollingConsumer(AsyncConsumer):
 
 def _error_body(code: int, message: str) -> bytes:
     return json.dumps({"code": code, "message": message}).encode()
-

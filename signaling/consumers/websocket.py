@@ -138,4 +138,3 @@ class EngineWebsocketConsumer(AsyncConsumer):
                 except Exception:
                     logger.exception("teardown of session %s failed", conn.eio_sid)
         raise StopConsumer()
-

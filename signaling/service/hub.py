@@ -173,7 +173,13 @@ class Hub:
                 return
         await self.layer.group_send(
             room_group(room_id),
-            {"type": "room.joined", "room": room_id, "participant": participant.dumps(), "text": text, "origin": self.instance_id},
+            {
+                "type": "room.joined",
+                "room": room_id,
+                "participant": participant.dumps(),
+                "text": text,
+                "origin": self.instance_id,
+            },
         )
 
     async def announce_leave(self, room_id: str, outcome: LeaveOutcome, reason: str, *, remote: bool) -> None:
@@ -197,7 +203,8 @@ class Hub:
         await self._close_local(room_id, reason)
         if had_remote:
             await self.layer.group_send(
-                room_group(room_id), {"type": "room.closed", "room": room_id, "reason": reason, "origin": self.instance_id}
+                room_group(room_id),
+                {"type": "room.closed", "room": room_id, "reason": reason, "origin": self.instance_id},
             )
 
     async def _close_local(self, room_id: str, reason: str) -> None:
@@ -291,7 +298,9 @@ def get_hub() -> Hub:
     global _hub
     if _hub is None:
         url = settings.SIGNALING.redis_url
-        presence: PresenceStore = RedisPresence(url, prefix=settings.SIGNALING.redis_prefix) if url else MemoryPresence()
+        presence: PresenceStore = (
+            RedisPresence(url, prefix=settings.SIGNALING.redis_prefix) if url else MemoryPresence()
+        )
         _hub = Hub(presence)
     return _hub
 

@@ -116,7 +116,9 @@ class SignalingApp:
         hub = self.hub
         await hub.ensure_started()
         client_id = new_sid()
-        conn.state = SocketState(client_id, identity.agent_id, identity, tokens=float(settings.SIGNALING.rate_limit_burst))
+        conn.state = SocketState(
+            client_id, identity.agent_id, identity, tokens=float(settings.SIGNALING.rate_limit_burst)
+        )
         conn.state.refilled_at = time.monotonic()
         conn.accept(ROOT_NAMESPACE, client_id)
         hub.peers[client_id] = conn
@@ -188,7 +190,9 @@ class SignalingApp:
             else:
                 await conn.send_sio_text(encode_event(events.ERROR, exc.event_payload(event.event)))
 
-    async def _relay(self, conn: Connection, state: SocketState, request: payloads.RelayRequest, ack_id: int | None) -> None:
+    async def _relay(
+        self, conn: Connection, state: SocketState, request: payloads.RelayRequest, ack_id: int | None
+    ) -> None:
         room_id = state.room_id
         view = self.hub.rooms.get(room_id) if room_id is not None else None
         if view is None or room_id is None:
@@ -206,7 +210,7 @@ class SignalingApp:
         else:
             await self.hub.deliver_to(view, to, text)
         if ack_id is not None:
-            await conn.send_sio_text(f"3{ack_id}[{{\"ok\":true}}]")
+            await conn.send_sio_text(f'3{ack_id}[{{"ok":true}}]')
 
     # -- rooms -----------------------------------------------------------------------
 

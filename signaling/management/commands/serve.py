@@ -34,7 +34,17 @@ class Command(BaseCommand):
         if server == "daphne":
             argv = [exe, "-b", cfg.host, "-p", str(cfg.port), "--proxy-headers", APPLICATION]
         else:
-            argv = [exe, "--host", cfg.host, "--port", str(cfg.port), "--log-level", "warning", "--proxy-headers", APPLICATION]
+            argv = [
+                exe,
+                "--host",
+                cfg.host,
+                "--port",
+                str(cfg.port),
+                "--log-level",
+                "warning",
+                "--proxy-headers",
+                APPLICATION,
+            ]
         self.stdout.write(f"serving on http://{cfg.host}:{cfg.port} with {server}\n")
         self.stdout.flush()
         os.execv(exe, argv)
