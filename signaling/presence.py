@@ -90,7 +90,7 @@ class PresenceStats:
 class PresenceStore(Protocol):
     """The operations the service layer needs; each is atomic."""
 
-    async def register_instance(self, instance_id: str, ttl_ms: int) -> None: ...
+    async def register_instance(self, instance_id: str, ttl_ms: int) -> bool: ...
     async def unregister_instance(self, instance_id: str) -> None: ...
     async def add_connection(self, instance_id: str, client_id: str, agent_id: str) -> None: ...
     async def remove_connection(self, instance_id: str, client_id: str) -> None: ...
@@ -114,9 +114,12 @@ class MemoryPresence:
         self._connections: dict[str, dict[str, str]] = {}
         self._instances: set[str] = set()
 
-    async def register_instance(self, instance_id: str, ttl_ms: int) -> None:
+    async def register_instance(self, instance_id: str, ttl_ms: int) -> bool:
+        """Mark the instance alive; True when it was not registered (new, or reaped)."""
+        is_new = instance_id not in self._instances
         self._instances.add(instance_id)
         self._connections.setdefault(instance_id, {})
+        return is_new
 
     async def unregister_instance(self, instance_id: str) -> None:
         self._instances.discard(instance_id)
@@ -269,11 +272,13 @@ class RedisPresence:
     def _memberships(self, instance_id: str) -> str:
         return f"{self._p}:memberships:{instance_id}"
 
-    async def register_instance(self, instance_id: str, ttl_ms: int) -> None:
+    async def register_instance(self, instance_id: str, ttl_ms: int) -> bool:
+        """Refresh the liveness key; True when the instance was not registered (new, or reaped)."""
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.set(self._alive(instance_id), "1", px=ttl_ms)
             pipe.sadd(self._instances, instance_id)
-            await pipe.execute()
+            _, added = await pipe.execute()
+        return bool(added)
 
     async def unregister_instance(self, instance_id: str) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:

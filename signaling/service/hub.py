@@ -24,7 +24,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections, connections
 
-from signaling.presence import LeaveOutcome, MemoryPresence, Participant, PresenceStore, RedisPresence
+from signaling.presence import JoinStatus, LeaveOutcome, MemoryPresence, Participant, PresenceStore, RedisPresence
 from signaling.protocol import encode_event
 from signaling.service import events, payloads
 from signaling.service.errors import LeaveReason
@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 GROUP_PREFIX = "room."
 ROOM_SWEEP_PERIOD_S = 1.0
+# Members restored after a false reaping were admitted already: the cap is not checked again.
+RESTORE_CAP = 1_000_000
 
 
 def room_group(room_id: str) -> str:
@@ -108,8 +110,9 @@ class Hub:
 
     @property
     def liveness_ttl_ms(self) -> int:
-        # Refreshed every heartbeat/4, reaped by a peer within ttl + heartbeat/4 < 2 x heartbeat.
-        return max(settings.SIGNALING.heartbeat_interval_ms, 200)
+        # Refreshed every heartbeat/4; a peer reaps a dead instance within
+        # ttl + heartbeat/4 = 1.75 x heartbeat < 2 x heartbeat (SPEC section 5).
+        return max(settings.SIGNALING.heartbeat_interval_ms * 3 // 2, 300)
 
     # -- delivery ---------------------------------------------------------------------
 
@@ -263,18 +266,39 @@ class Hub:
         while True:
             await asyncio.sleep(period)
             try:
-                await self.presence.register_instance(self.instance_id, self.liveness_ttl_ms)
-                for instance_id in await self.presence.dead_instances():
-                    await self._reap(instance_id)
-                if time.monotonic() >= next_room_sweep:
+                is_room_sweep_due = time.monotonic() >= next_room_sweep
+                if is_room_sweep_due:
                     next_room_sweep = time.monotonic() + ROOM_SWEEP_PERIOD_S
-                    from signaling.service.lifecycle import close_due_rooms
-
-                    await close_due_rooms(self)
+                await self.sweep_once(rooms=is_room_sweep_due)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 logger.exception("sweeper of instance %s failed; retrying", self.instance_id)
+
+    async def sweep_once(self, *, rooms: bool = True) -> None:
+        """One sweeper pass: liveness (restoring a false reaping), dead instances, due rooms."""
+        if await self.presence.register_instance(self.instance_id, self.liveness_ttl_ms):
+            await self._restore_presence()
+        for instance_id in await self.presence.dead_instances():
+            await self._reap(instance_id)
+        if rooms:
+            from signaling.service.lifecycle import close_due_rooms
+
+            await close_due_rooms(self)
+
+    async def _restore_presence(self) -> None:
+        """A peer took this instance for dead (a stalled loop) and reaped it: register again."""
+        logger.warning("instance %s was reaped while alive; restoring its presence", self.instance_id)
+        for client_id, conn in list(self.peers.items()):
+            await self.presence.add_connection(self.instance_id, client_id, conn.state.agent_id)
+        for room_id, view in list(self.rooms.items()):
+            for conn in list(view.local.values()):
+                participant = conn.state.participant if conn.state is not None else None
+                if participant is None:
+                    continue
+                outcome = await self.presence.join(room_id, participant, cap=RESTORE_CAP)
+                if outcome.status is JoinStatus.JOINED:
+                    await self.announce_join(room_id, participant)
 
     async def _reap(self, instance_id: str) -> None:
         if instance_id == self.instance_id:

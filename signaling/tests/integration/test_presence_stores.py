@@ -204,3 +204,50 @@ async def test_ping_answers(store: PresenceStore) -> None:
     # when
     await store.ping()
     # then it returned: the store answers
+
+
+async def test_register_instance_tells_whether_it_was_registered(store: PresenceStore) -> None:
+    # given / when
+    first = await store.register_instance(INSTANCE, TTL_MS)
+    again = await store.register_instance(INSTANCE, TTL_MS)
+    await store.unregister_instance(INSTANCE)
+    after_removal = await store.register_instance(INSTANCE, TTL_MS)
+    # then
+    assert (first, again, after_removal) == (True, False, True)
+
+
+async def test_hub_reaped_while_alive_restores_its_members_and_connections() -> None:
+    # given: a hub on Redis presence with one local member in a room, wrongly reaped by a peer
+    if not redis_answers():
+        pytest.skip(REDIS_SKIP_REASON)
+    from types import SimpleNamespace
+
+    from signaling.service.hub import Hub
+
+    prefix = f"itest-{uuid.uuid4().hex}"
+    presence = RedisPresence(REDIS_URL, prefix=prefix)
+    hub = Hub(presence)
+    hub.instance_id = INSTANCE
+    alice = member("alice")
+    conn = SimpleNamespace(state=SimpleNamespace(client_id=alice.client_id, agent_id=alice.agent_id, participant=alice))
+    hub.peers[alice.client_id] = conn  # type: ignore[assignment]
+    try:
+        await presence.register_instance(INSTANCE, TTL_MS)
+        await presence.add_connection(INSTANCE, alice.client_id, alice.agent_id)
+        await presence.join("r_1", alice, 4)
+        await hub.attach("r_1", conn, [alice])  # type: ignore[arg-type]
+        reaped = await presence.reap_instance(INSTANCE)
+        assert [room_id for room_id, _ in reaped] == ["r_1"]
+        assert await presence.members("r_1") == []
+        # when: the hub's next sweeper pass
+        await hub.sweep_once(rooms=False)
+        # then: it is registered, its member and connection are back
+        assert await presence.members("r_1") == [alice]
+        assert await presence.stats() == PresenceStats(connections=1, participants=1, active_rooms=1, instances=1)
+    finally:
+        cleaner = redis.asyncio.Redis.from_url(REDIS_URL)
+        keys = [key async for key in cleaner.scan_iter(match=f"{prefix}:*")]
+        if keys:
+            await cleaner.delete(*keys)
+        await cleaner.aclose()
+        await presence.aclose()
