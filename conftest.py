@@ -22,4 +22,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "signaling_project.settings")
 # Fixture modules import models at import time: set Django up before pytest loads them.
 django.setup()
 
+# The server keeps database connections open in its worker threads (CONN_MAX_AGE). In the test
+# process those threads outlive the tests that used them, and PostgreSQL then refuses to drop
+# the test database ("being accessed by other users"): tests close connections after each use.
+from django.conf import settings as _settings  # noqa: E402
+from django.db import connections as _connections  # noqa: E402
+
+_settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+_connections.settings["default"]["CONN_MAX_AGE"] = 0
+
 pytest_plugins = ["rooms.tests.fixtures", "signaling.tests.fixtures", "signaling.tests.integration.fixtures"]

@@ -13,6 +13,7 @@ events): the liveness key, reaping of dead instances, and room expiry/max-durati
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -96,6 +97,18 @@ class Hub:
                 self.instance_id,
                 "redis" if settings.SIGNALING.redis_url else "single-instance, in-process layer",
             )
+
+    async def stop(self) -> None:
+        """Cancel the inbox and sweepers and leave the cluster's instance list."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._loop is not None:
+            await self.presence.unregister_instance(self.instance_id)
+        self._loop = None
 
     @property
     def layer(self) -> Any:

@@ -43,7 +43,7 @@ from rooms.models import Room
 from rooms.tokens import mint_agent_token
 from signaling.consumers.connection import Connection
 from signaling.routing import build_application
-from signaling.service.hub import get_hub, reset_hub
+from signaling.service.hub import close_db_threads, get_hub, reset_hub
 from signaling.tests.schemas import SERVER_EVENTS, assert_matches_schema
 
 TIMEOUT_S = 2.0  # every await on the application
@@ -438,12 +438,10 @@ async def fresh_hub() -> AsyncIterator[None]:
     layer = get_channel_layer()
     await layer.flush()
     yield
-    hub = get_hub()
-    for task in hub._tasks:  # the hub has no stop(): its tasks live as long as the process
-        task.cancel()
-    for task in hub._tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(task, TIMEOUT_S)
+    await asyncio.wait_for(get_hub().stop(), TIMEOUT_S)
+    # The ORM threads keep their connections (CONN_MAX_AGE): close them, or PostgreSQL
+    # refuses to drop the test database at the end of the session.
+    await asyncio.to_thread(close_db_threads)
     reset_hub()
     Connection.registry.clear()
     await layer.flush()
