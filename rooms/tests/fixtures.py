@@ -33,7 +33,7 @@ ISO_UTC_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 ROOM_ID_RE = re.compile(r"^r_[A-Za-z0-9_-]{22}$")
 
 
-class _Matches:
+class Matches:
     """Equal to any string matching a regex: for whole-payload asserts with generated values."""
 
     def __init__(self, pattern: re.Pattern[str]) -> None:
@@ -46,9 +46,9 @@ class _Matches:
         return f"<matching {self.pattern.pattern}>"
 
 
-ANY_ISO_UTC = _Matches(ISO_UTC_RE)
-ANY_ROOM_ID = _Matches(ROOM_ID_RE)
-ANY_TEXT = _Matches(re.compile(r"^.+$", re.DOTALL))
+ANY_ISO_UTC = Matches(ISO_UTC_RE)
+ANY_ROOM_ID = Matches(ROOM_ID_RE)
+ANY_TEXT = Matches(re.compile(r"^.+$", re.DOTALL))
 
 
 # --- hostile tokens (built with PyJWT or by hand) ----------------------------------------
@@ -61,9 +61,7 @@ def _b64(data: bytes) -> str:
 def _hand_signed(header: dict[str, Any], payload: bytes, secret: str) -> str:
     """A JWT signed with HMAC-SHA256 whatever its header claims (alg confusion, odd payloads)."""
     signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(payload)}"
-    signature = hmac.new(
-        secret.encode(), signing_input.encode(), hashlib.sha256
-    ).digest()
+    signature = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{_b64(signature)}"
 
 
@@ -81,70 +79,30 @@ def hostile_tokens(secret: str) -> dict[str, str]:
     plain = json.dumps(VALID).encode()
     return {
         "alg_none": jwt.encode(VALID, None, algorithm="none"),
-        "alg_none_with_hmac_signature": _hand_signed(
-            {"alg": "none", "typ": "JWT"}, plain, secret
-        ),
+        "alg_none_with_hmac_signature": _hand_signed({"alg": "none", "typ": "JWT"}, plain, secret),
         "hs512": jwt.encode(VALID, secret, algorithm="HS512"),
         "hs384": jwt.encode(VALID, secret, algorithm="HS384"),
         "rs256": jwt.encode(VALID, _rsa_private_key(), algorithm="RS256"),
-        "rs256_header_hmac_signed": _hand_signed(
-            {"alg": "RS256", "typ": "JWT"}, plain, secret
-        ),
-        "bad_signature": jwt.encode(
-            VALID, "not-the-server-secret-" * 3, algorithm="HS256"
-        ),
+        "rs256_header_hmac_signed": _hand_signed({"alg": "RS256", "typ": "JWT"}, plain, secret),
+        "bad_signature": jwt.encode(VALID, "not-the-server-secret-" * 3, algorithm="HS256"),
         "tampered_payload": _tamper(jwt.encode(VALID, secret, algorithm="HS256")),
-        "missing_exp": jwt.encode(
-            {"agentId": "agent-fawzi", "iat": NOW}, secret, algorithm="HS256"
-        ),
-        "exp_not_a_number": jwt.encode(
-            {**VALID, "exp": "tomorrow"}, secret, algorithm="HS256"
-        ),
-        "nbf_in_future": jwt.encode(
-            {**VALID, "nbf": NOW + 600}, secret, algorithm="HS256"
-        ),
-        "iat_in_future": jwt.encode(
-            {**VALID, "iat": NOW + 600}, secret, algorithm="HS256"
-        ),
-        "agent_id_missing": jwt.encode(
-            {"iat": NOW, "exp": NOW + 3600}, secret, algorithm="HS256"
-        ),
-        "agent_id_empty": jwt.encode(
-            {**VALID, "agentId": ""}, secret, algorithm="HS256"
-        ),
-        "agent_id_number": jwt.encode(
-            {**VALID, "agentId": 42}, secret, algorithm="HS256"
-        ),
-        "agent_id_null": jwt.encode(
-            {**VALID, "agentId": None}, secret, algorithm="HS256"
-        ),
-        "agent_id_list": jwt.encode(
-            {**VALID, "agentId": ["agent-fawzi"]}, secret, algorithm="HS256"
-        ),
-        "agent_id_129_chars": jwt.encode(
-            {**VALID, "agentId": "a" * 129}, secret, algorithm="HS256"
-        ),
-        "user_id_instead_of_agent_id": jwt.encode(
-            {"user_id": "agent-fawzi", "iat": NOW, "exp": NOW + 3600}, secret
-        ),
-        "other_scope": jwt.encode(
-            {**VALID, "scope": "admin"}, secret, algorithm="HS256"
-        ),
-        "join_without_room_id": jwt.encode(
-            {**VALID, "scope": "room:join", "jti": "j1"}, secret
-        ),
-        "join_without_jti": jwt.encode(
-            {**VALID, "scope": "room:join", "roomId": "r_1"}, secret
-        ),
-        "join_with_empty_room_id": jwt.encode(
-            {**VALID, "scope": "room:join", "roomId": "", "jti": "j1"}, secret
-        ),
-        "payload_is_array": _hand_signed(
-            {"alg": "HS256", "typ": "JWT"}, b"[1, 2]", secret
-        ),
-        "payload_not_json": _hand_signed(
-            {"alg": "HS256", "typ": "JWT"}, b"not json", secret
-        ),
+        "missing_exp": jwt.encode({"agentId": "agent-fawzi", "iat": NOW}, secret, algorithm="HS256"),
+        "exp_not_a_number": jwt.encode({**VALID, "exp": "tomorrow"}, secret, algorithm="HS256"),
+        "nbf_in_future": jwt.encode({**VALID, "nbf": NOW + 600}, secret, algorithm="HS256"),
+        "iat_in_future": jwt.encode({**VALID, "iat": NOW + 600}, secret, algorithm="HS256"),
+        "agent_id_missing": jwt.encode({"iat": NOW, "exp": NOW + 3600}, secret, algorithm="HS256"),
+        "agent_id_empty": jwt.encode({**VALID, "agentId": ""}, secret, algorithm="HS256"),
+        "agent_id_number": jwt.encode({**VALID, "agentId": 42}, secret, algorithm="HS256"),
+        "agent_id_null": jwt.encode({**VALID, "agentId": None}, secret, algorithm="HS256"),
+        "agent_id_list": jwt.encode({**VALID, "agentId": ["agent-fawzi"]}, secret, algorithm="HS256"),
+        "agent_id_129_chars": jwt.encode({**VALID, "agentId": "a" * 129}, secret, algorithm="HS256"),
+        "user_id_instead_of_agent_id": jwt.encode({"user_id": "agent-fawzi", "iat": NOW, "exp": NOW + 3600}, secret),
+        "other_scope": jwt.encode({**VALID, "scope": "admin"}, secret, algorithm="HS256"),
+        "join_without_room_id": jwt.encode({**VALID, "scope": "room:join", "jti": "j1"}, secret),
+        "join_without_jti": jwt.encode({**VALID, "scope": "room:join", "roomId": "r_1"}, secret),
+        "join_with_empty_room_id": jwt.encode({**VALID, "scope": "room:join", "roomId": "", "jti": "j1"}, secret),
+        "payload_is_array": _hand_signed({"alg": "HS256", "typ": "JWT"}, b"[1, 2]", secret),
+        "payload_not_json": _hand_signed({"alg": "HS256", "typ": "JWT"}, b"not json", secret),
         "garbage": "garbage",
         "three_garbage_parts": "a.b.c",
         "two_parts": "eyJhbGciOiJIUzI1NiJ9.eyJhZ2VudElkIjoieCJ9",
@@ -213,9 +171,7 @@ def client_as(agent_token: Callable[..., str]) -> Callable[..., APIClient]:
 
     def build(agent_id: str = "agent-fawzi", **extra: Any) -> APIClient:
         client = APIClient()
-        client.credentials(
-            HTTP_AUTHORIZATION=f"Bearer {agent_token(agent_id, **extra)}"
-        )
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {agent_token(agent_id, **extra)}")
         return client
 
     return build

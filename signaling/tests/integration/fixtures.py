@@ -40,6 +40,7 @@ from django.core.asgi import get_asgi_application
 
 from rooms import services as room_services
 from rooms.models import Room
+from rooms.tests.fixtures import Matches
 from rooms.tokens import mint_agent_token
 from signaling.consumers.connection import Connection
 from signaling.routing import build_application
@@ -57,19 +58,6 @@ SERVER_ADDRESS = ("127.0.0.1", 8080)
 ISO_UTC_FRACTION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
 # Engine.IO sid / Socket.IO client id: 20 URL-safe characters (connection.SID_BYTES).
 SID_RE = re.compile(r"^[A-Za-z0-9_-]{20}$")
-
-
-class Matches:
-    """Equal to any string matching a regex (whole-payload asserts with generated values)."""
-
-    def __init__(self, pattern: re.Pattern[str]) -> None:
-        self.pattern = pattern
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, str) and bool(self.pattern.match(other))
-
-    def __repr__(self) -> str:
-        return f"<matching {self.pattern.pattern}>"
 
 
 ANY_JOINED_AT = Matches(ISO_UTC_FRACTION_RE)
