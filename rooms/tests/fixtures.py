@@ -199,3 +199,34 @@ def live() -> ModuleType:
     from signaling.service import api
 
     return api
+
+
+def room_json(room: Room, **overrides: Any) -> dict[str, Any]:
+    """The SPEC section 2 representation of an open ``room`` with no participants, then ``overrides``."""
+    from rooms.serializers import iso_utc
+
+    body: dict[str, Any] = {
+        "id": room.id,
+        "name": room.name,
+        "type": room.type,
+        "settings": {
+            "muteOnEntry": room.mute_on_entry,
+            "allowRecording": room.allow_recording,
+            "maxDuration": room.max_duration_min,
+            "maxParticipants": room.max_participants,
+        },
+        "createdBy": room.created_by,
+        "createdAt": iso_utc(room.created_at),
+        "participantCount": 0,
+        "closed": False,
+    }
+    body.update(overrides)
+    return body
+
+
+@pytest.fixture
+def announced(live: ModuleType, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Record ``live.announce_room_closed`` calls (the REST layer makes them after commit)."""
+    calls: list[tuple[str, str]] = []
+    monkeypatch.setattr(live, "announce_room_closed", lambda room_id, reason: calls.append((room_id, reason)))
+    return calls

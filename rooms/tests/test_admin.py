@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -16,20 +15,6 @@ from rooms.models import Room
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = "/admin/rooms/room/"
-
-
-@pytest.fixture
-def announced(
-    live: ModuleType, monkeypatch: pytest.MonkeyPatch
-) -> list[tuple[str, str]]:
-    """Record live.announce_room_closed calls."""
-    calls: list[tuple[str, str]] = []
-    monkeypatch.setattr(
-        live,
-        "announce_room_closed",
-        lambda room_id, reason: calls.append((room_id, reason)),
-    )
-    return calls
 
 
 def test_changelist_renders_for_staff_with_filters_and_search(
@@ -49,9 +34,7 @@ def test_changelist_renders_for_staff_with_filters_and_search(
     assert [r.id for r in open_voice.context["cl"].result_list] == [room.id]
 
 
-def test_change_page_renders(
-    admin_client: Client, make_room: Callable[..., Room]
-) -> None:
+def test_change_page_renders(admin_client: Client, make_room: Callable[..., Room]) -> None:
     room = make_room()
     response = admin_client.get(f"{CHANGELIST}{room.id}/change/")
     assert response.status_code == 200

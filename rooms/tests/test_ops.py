@@ -47,9 +47,7 @@ def test_stats_counts_every_room_ever_and_live_cluster_figures(
     assert isinstance(body["uptimeSeconds"], float) and body["uptimeSeconds"] >= 0
 
 
-def test_stats_of_a_fresh_server_with_the_real_live_layer(
-    api_client: APIClient, live: ModuleType
-) -> None:
+def test_stats_of_a_fresh_server_with_the_real_live_layer(api_client: APIClient, live: ModuleType) -> None:
     # the real live layer: nobody connected
     body = api_client.get("/api/stats").json()
     assert body == {
@@ -121,9 +119,7 @@ def test_readyz_answers_503_when_database_does_not_answer(
 # --- JSON errors outside DRF -----------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "_case", ["/api/nope", "/api/rooms/", "/api/rooms/r_x/join/", "/api", "/nowhere"]
-)
+@pytest.mark.parametrize("_case", ["/api/nope", "/api/rooms/", "/api/rooms/r_x/join/", "/api", "/nowhere"])
 def test_unknown_path_answers_json_404(api_client: APIClient, _case: str) -> None:
     response = api_client.get(_case)
     assert response.status_code == 404
@@ -131,9 +127,7 @@ def test_unknown_path_answers_json_404(api_client: APIClient, _case: str) -> Non
     assert response.json() == {"detail": "Not found.", "code": "not_found"}
 
 
-def test_unhandled_error_answers_json_500(
-    live: ModuleType, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_unhandled_error_answers_json_500(live: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
     # given a live layer that blows up
     def broken() -> dict[str, int]:
         raise RuntimeError("boom")
@@ -150,12 +144,8 @@ def test_unhandled_error_answers_json_500(
     }
 
 
-@pytest.mark.parametrize(
-    ("_case", "path"), [("healthz", "/healthz"), ("readyz", "/readyz")]
-)
-def test_wrong_method_on_health_answers_json_405(
-    api_client: APIClient, _case: str, path: str
-) -> None:
+@pytest.mark.parametrize(("_case", "path"), [("healthz", "/healthz"), ("readyz", "/readyz")])
+def test_wrong_method_on_health_answers_json_405(api_client: APIClient, _case: str, path: str) -> None:
     response = api_client.post(path)
     assert response.status_code == 405
     assert response.json() == {"detail": ANY_TEXT, "code": "method_not_allowed"}
@@ -208,9 +198,7 @@ def test_cors_star_mode_allows_any_origin(api_client: APIClient, settings: Any) 
     assert response["Access-Control-Allow-Origin"] == "*"
 
 
-def test_cors_listed_origin_is_echoed_and_unlisted_gets_nothing(
-    api_client: APIClient, settings: Any
-) -> None:
+def test_cors_listed_origin_is_echoed_and_unlisted_gets_nothing(api_client: APIClient, settings: Any) -> None:
     # given CORS_ORIGIN=https://app.example,https://admin.example (as settings.py maps it)
     settings.CORS_ALLOW_ALL_ORIGINS = False
     settings.CORS_ALLOWED_ORIGINS = ["https://app.example", "https://admin.example"]
@@ -223,9 +211,7 @@ def test_cors_listed_origin_is_echoed_and_unlisted_gets_nothing(
     assert "Access-Control-Allow-Origin" not in unlisted
 
 
-def test_cors_preflight_allows_bearer_authorization(
-    api_client: APIClient, settings: Any
-) -> None:
+def test_cors_preflight_allows_bearer_authorization(api_client: APIClient, settings: Any) -> None:
     settings.CORS_ALLOW_ALL_ORIGINS = False
     settings.CORS_ALLOWED_ORIGINS = ["https://app.example"]
     response = api_client.options(

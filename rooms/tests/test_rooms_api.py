@@ -20,7 +20,7 @@ from rooms import services
 from rooms.enums import CloseReason
 from rooms.models import Room
 from rooms.serializers import iso_utc
-from rooms.tests.fixtures import ANY_ISO_UTC, ANY_ROOM_ID, ANY_TEXT
+from rooms.tests.fixtures import ANY_ISO_UTC, ANY_ROOM_ID, ANY_TEXT, room_json
 from rooms.views import RoomViewSet
 
 pytestmark = pytest.mark.django_db
@@ -31,27 +31,6 @@ DEFAULT_SETTINGS = {
     "maxDuration": None,
     "maxParticipants": 10,
 }
-
-
-def _room_json(room: Room, **overrides: Any) -> dict[str, Any]:
-    """The expected representation of an open ``room`` with no participants."""
-    body: dict[str, Any] = {
-        "id": room.id,
-        "name": room.name,
-        "type": room.type,
-        "settings": {
-            "muteOnEntry": room.mute_on_entry,
-            "allowRecording": room.allow_recording,
-            "maxDuration": room.max_duration_min,
-            "maxParticipants": room.max_participants,
-        },
-        "createdBy": room.created_by,
-        "createdAt": iso_utc(room.created_at),
-        "participantCount": 0,
-        "closed": False,
-    }
-    body.update(overrides)
-    return body
 
 
 # --- POST /api/rooms -------------------------------------------------------------------
@@ -91,9 +70,7 @@ def test_create_room_with_seed_body_answers_201_with_the_room(
         60,
         "agent-fawzi",
     )
-    assert room.expires_at == room.created_at + timedelta(
-        milliseconds=django_settings.SIGNALING.room_timeout_ms
-    )
+    assert room.expires_at == room.created_at + timedelta(milliseconds=django_settings.SIGNALING.room_timeout_ms)
     assert (
         room.first_joined_at,
         room.closes_at,
@@ -105,9 +82,7 @@ def test_create_room_with_seed_body_answers_201_with_the_room(
 def test_create_room_without_settings_uses_defaults(
     client_as: Callable[..., APIClient],
 ) -> None:
-    response = client_as().post(
-        "/api/rooms", {"name": "  Standup  ", "type": "video"}, format="json"
-    )
+    response = client_as().post("/api/rooms", {"name": "  Standup  ", "type": "video"}, format="json")
     assert response.status_code == 201
     assert response.json() == {
         "id": ANY_ROOM_ID,
@@ -152,9 +127,7 @@ def test_create_room_max_participants_defaults_to_configured_cap(
     client_as: Callable[..., APIClient], settings: Any
 ) -> None:
     settings.SIGNALING = dataclasses.replace(settings.SIGNALING, max_participants=4)
-    response = client_as().post(
-        "/api/rooms", {"name": "a", "type": "voice", "settings": {}}, format="json"
-    )
+    response = client_as().post("/api/rooms", {"name": "a", "type": "voice", "settings": {}}, format="json")
     assert response.json()["settings"] == {**DEFAULT_SETTINGS, "maxParticipants": 4}
 
 
@@ -162,12 +135,7 @@ def test_room_ids_are_unique_url_safe_and_unguessable(
     client_as: Callable[..., APIClient],
 ) -> None:
     client = client_as()
-    ids = {
-        client.post("/api/rooms", {"name": "a", "type": "voice"}, format="json").json()[
-            "id"
-        ]
-        for _ in range(20)
-    }
+    ids = {client.post("/api/rooms", {"name": "a", "type": "voice"}, format="json").json()["id"] for _ in range(20)}
     assert len(ids) == 20
     assert all(room_id == ANY_ROOM_ID for room_id in ids)
 
@@ -290,9 +258,7 @@ def test_create_room_with_invalid_body_answers_400_and_creates_nothing(
 def test_create_room_with_malformed_json_answers_400_parse_error(
     client_as: Callable[..., APIClient],
 ) -> None:
-    response = client_as().post(
-        "/api/rooms", "{not json", content_type="application/json"
-    )
+    response = client_as().post("/api/rooms", "{not json", content_type="application/json")
     assert response.status_code == 400
     assert response.json() == {"detail": ANY_TEXT, "code": "parse_error"}
     assert Room.objects.count() == 0
@@ -313,27 +279,19 @@ def test_create_room_with_form_body_answers_415(
 def test_create_room_without_token_answers_401_missing_token(
     api_client: APIClient,
 ) -> None:
-    response = api_client.post(
-        "/api/rooms", {"name": "a", "type": "voice"}, format="json"
-    )
+    response = api_client.post("/api/rooms", {"name": "a", "type": "voice"}, format="json")
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"] == 'Bearer realm="api"'
     assert response.json() == {"detail": ANY_TEXT, "code": "missing_token"}
     assert Room.objects.count() == 0
 
 
-def test_create_room_as_signed_in_django_user_answers_403(
-    api_client: APIClient, django_user_model: Any
-) -> None:
+def test_create_room_as_signed_in_django_user_answers_403(api_client: APIClient, django_user_model: Any) -> None:
     # given a session user (not an agent): rooms are created by agents
-    user = django_user_model.objects.create_user(
-        "ops", password="pw-123456789", is_staff=True
-    )
+    user = django_user_model.objects.create_user("ops", password="pw-123456789", is_staff=True)
     api_client.force_login(user)
     # when
-    response = api_client.post(
-        "/api/rooms", {"name": "a", "type": "voice"}, format="json"
-    )
+    response = api_client.post("/api/rooms", {"name": "a", "type": "voice"}, format="json")
     # then
     assert response.status_code == 403
     assert response.json() == {"detail": ANY_TEXT, "code": "forbidden"}
@@ -349,9 +307,7 @@ def test_list_rooms_is_a_drf_page_of_open_rooms_newest_first(
     # given two open rooms and a closed one
     older = make_room(name="older")
     newer = make_room(name="newer", room_type="video")
-    Room.objects.filter(pk=older.pk).update(
-        created_at=timezone.now() - timedelta(minutes=5)
-    )
+    Room.objects.filter(pk=older.pk).update(created_at=timezone.now() - timedelta(minutes=5))
     older.refresh_from_db()
     closed = make_room(name="closed")
     services.close_room(closed.id, CloseReason.DELETED)
@@ -363,7 +319,7 @@ def test_list_rooms_is_a_drf_page_of_open_rooms_newest_first(
         "count": 2,
         "next": None,
         "previous": None,
-        "results": [_room_json(newer), _room_json(older)],
+        "results": [room_json(newer), room_json(older)],
     }
 
 
@@ -376,9 +332,7 @@ def test_list_rooms_empty(api_client: APIClient) -> None:
 
 
 @pytest.mark.parametrize("_case", ["voice", "video"])
-def test_list_rooms_filters_by_type(
-    api_client: APIClient, make_room: Callable[..., Room], _case: str
-) -> None:
+def test_list_rooms_filters_by_type(api_client: APIClient, make_room: Callable[..., Room], _case: str) -> None:
     voice, video = make_room(room_type="voice"), make_room(room_type="video")
     response = api_client.get("/api/rooms", {"type": _case})
     expected = voice if _case == "voice" else video
@@ -386,7 +340,7 @@ def test_list_rooms_filters_by_type(
         "count": 1,
         "next": None,
         "previous": None,
-        "results": [_room_json(expected)],
+        "results": [room_json(expected)],
     }
 
 
@@ -453,9 +407,7 @@ def test_list_rooms_reports_live_counts_in_one_call(
     assert calls == [sorted([first.id, second.id])]
 
 
-def test_list_rooms_query_count_does_not_grow_with_rooms(
-    api_client: APIClient, make_room: Callable[..., Room]
-) -> None:
+def test_list_rooms_query_count_does_not_grow_with_rooms(api_client: APIClient, make_room: Callable[..., Room]) -> None:
     for _ in range(5):
         make_room()
     with CaptureQueriesContext(connection) as queries:
@@ -488,24 +440,20 @@ def test_room_detail_includes_live_participants(
             "muted": False,
         },
     ]
-    monkeypatch.setattr(
-        live, "room_participants", lambda room_id: people if room_id == room.id else []
-    )
+    monkeypatch.setattr(live, "room_participants", lambda room_id: people if room_id == room.id else [])
     # when
     response = api_client.get(f"/api/rooms/{room.id}")
     # then
     assert response.status_code == 200
-    assert response.json() == _room_json(room, participantCount=2, participants=people)
+    assert response.json() == room_json(room, participantCount=2, participants=people)
 
 
-def test_room_detail_of_empty_room_has_no_participants(
-    api_client: APIClient, make_room: Callable[..., Room]
-) -> None:
+def test_room_detail_of_empty_room_has_no_participants(api_client: APIClient, make_room: Callable[..., Room]) -> None:
     room = make_room()
     response = api_client.get(f"/api/rooms/{room.id}")
     assert (response.status_code, response.json()) == (
         200,
-        _room_json(room, participants=[]),
+        room_json(room, participants=[]),
     )
 
 
@@ -520,7 +468,7 @@ def test_closed_room_detail_answers_200_with_closed_fields(
     response = api_client.get(f"/api/rooms/{room.id}")
     # then
     assert response.status_code == 200
-    assert response.json() == _room_json(
+    assert response.json() == room_json(
         room,
         participants=[],
         closed=True,
@@ -529,12 +477,8 @@ def test_closed_room_detail_answers_200_with_closed_fields(
     )
 
 
-@pytest.mark.parametrize(
-    "_case", ["r_doesnotexist", "room-123", "%20", "r_" + "x" * 60]
-)
-def test_unknown_room_detail_answers_404_room_not_found(
-    api_client: APIClient, _case: str
-) -> None:
+@pytest.mark.parametrize("_case", ["r_doesnotexist", "room-123", "%20", "r_" + "x" * 60])
+def test_unknown_room_detail_answers_404_room_not_found(api_client: APIClient, _case: str) -> None:
     response = api_client.get(f"/api/rooms/{_case}")
     assert (response.status_code, response.json()) == (
         404,
@@ -542,9 +486,7 @@ def test_unknown_room_detail_answers_404_room_not_found(
     )
 
 
-def test_room_path_with_trailing_slash_is_json_404(
-    api_client: APIClient, make_room: Callable[..., Room]
-) -> None:
+def test_room_path_with_trailing_slash_is_json_404(api_client: APIClient, make_room: Callable[..., Room]) -> None:
     room = make_room()
     response = api_client.get(f"/api/rooms/{room.id}/")
     assert (response.status_code, response.json()) == (
@@ -554,20 +496,6 @@ def test_room_path_with_trailing_slash_is_json_404(
 
 
 # --- DELETE /api/rooms/{id} ------------------------------------------------------------
-
-
-@pytest.fixture
-def announced(
-    live: ModuleType, monkeypatch: pytest.MonkeyPatch
-) -> list[tuple[str, str]]:
-    """Record live.announce_room_closed calls (made after commit)."""
-    calls: list[tuple[str, str]] = []
-    monkeypatch.setattr(
-        live,
-        "announce_room_closed",
-        lambda room_id, reason: calls.append((room_id, reason)),
-    )
-    return calls
 
 
 def test_creator_deletes_room_204_and_room_is_closed_and_announced(
@@ -607,11 +535,7 @@ def test_signed_in_staff_user_deletes_room(
 ) -> None:
     room = make_room()
     client = APIClient()
-    client.force_login(
-        django_user_model.objects.create_user(
-            "ops", password="pw-123456789", is_staff=True
-        )
-    )
+    client.force_login(django_user_model.objects.create_user("ops", password="pw-123456789", is_staff=True))
     response = client.delete(f"/api/rooms/{room.id}")
     assert response.status_code == 204
     assert Room.objects.get(pk=room.id).is_closed
@@ -638,9 +562,7 @@ def test_staff_claim_must_be_true_not_truthy(
     announced: list[tuple[str, str]],
 ) -> None:
     room = make_room(created_by="agent-fawzi")
-    response = client_as("agent-mallory", is_staff="yes").delete(
-        f"/api/rooms/{room.id}"
-    )
+    response = client_as("agent-mallory", is_staff="yes").delete(f"/api/rooms/{room.id}")
     assert response.status_code == 403
     assert not Room.objects.get(pk=room.id).is_closed
 
@@ -652,9 +574,7 @@ def test_non_staff_session_user_delete_answers_403(
 ) -> None:
     room = make_room()
     client = APIClient()
-    client.force_login(
-        django_user_model.objects.create_user("someone", password="pw-123456789")
-    )
+    client.force_login(django_user_model.objects.create_user("someone", password="pw-123456789"))
     response = client.delete(f"/api/rooms/{room.id}")
     assert (response.status_code, response.json()) == (
         403,
@@ -688,9 +608,7 @@ def test_delete_of_unknown_room_answers_404(
     )
 
 
-def test_delete_without_token_answers_401(
-    api_client: APIClient, make_room: Callable[..., Room]
-) -> None:
+def test_delete_without_token_answers_401(api_client: APIClient, make_room: Callable[..., Room]) -> None:
     room = make_room()
     response = api_client.delete(f"/api/rooms/{room.id}")
     assert (response.status_code, response.json()) == (
@@ -767,9 +685,7 @@ def test_join_respects_a_lowered_global_cap(
     assert client_as().post(f"/api/rooms/{room.id}/join").json()["code"] == "room_full"
 
 
-def test_join_of_closed_room_answers_410(
-    client_as: Callable[..., APIClient], make_room: Callable[..., Room]
-) -> None:
+def test_join_of_closed_room_answers_410(client_as: Callable[..., APIClient], make_room: Callable[..., Room]) -> None:
     room = make_room()
     services.close_room(room.id, CloseReason.DELETED)
     response = client_as().post(f"/api/rooms/{room.id}/join")
@@ -787,9 +703,7 @@ def test_join_of_unknown_room_answers_404(client_as: Callable[..., APIClient]) -
     )
 
 
-def test_join_without_token_answers_401(
-    api_client: APIClient, make_room: Callable[..., Room]
-) -> None:
+def test_join_without_token_answers_401(api_client: APIClient, make_room: Callable[..., Room]) -> None:
     room = make_room()
     response = api_client.post(f"/api/rooms/{room.id}/join")
     assert (response.status_code, response.json()) == (
@@ -833,6 +747,4 @@ def test_delete_with_the_real_live_layer_announces_without_error(
         response = client_as().delete(f"/api/rooms/{room.id}")
     # then
     assert (response.status_code, len(callbacks)) == (204, 1)
-    assert (
-        client_as().post(f"/api/rooms/{room.id}/join").json()["code"] == "room_closed"
-    )
+    assert client_as().post(f"/api/rooms/{room.id}/join").json()["code"] == "room_closed"

@@ -54,9 +54,7 @@ def test_close_room_rejects_an_unknown_reason(make_room: Callable[..., Room]) ->
     assert room.is_closed is False
 
 
-def test_effective_cap_never_exceeds_the_global_cap(
-    make_room: Callable[..., Room], settings: Any
-) -> None:
+def test_effective_cap_never_exceeds_the_global_cap(make_room: Callable[..., Room], settings: Any) -> None:
     room = make_room(max_participants=8)
     assert services.effective_max_participants(room) == 8
     settings.SIGNALING = dataclasses.replace(settings.SIGNALING, max_participants=5)

@@ -33,28 +33,18 @@ def test_node_shaped_agent_token_is_accepted(agent_token: Callable[..., str]) ->
     # given a token with exactly agentId, iat, exp (no token_type, jti, user_id)
     token = agent_token("agent-fawzi")
     # when / then
-    assert authenticate_token(token) == Identity(
-        agent_id="agent-fawzi", is_staff=False, room_id=None, jti=None
-    )
+    assert authenticate_token(token) == Identity(agent_id="agent-fawzi", is_staff=False, room_id=None, jti=None)
 
 
 def test_agent_token_with_is_staff_true_is_staff(
     agent_token: Callable[..., str],
 ) -> None:
-    assert authenticate_token(agent_token("agent-ops", is_staff=True)) == Identity(
-        agent_id="agent-ops", is_staff=True
-    )
+    assert authenticate_token(agent_token("agent-ops", is_staff=True)) == Identity(agent_id="agent-ops", is_staff=True)
 
 
-@pytest.mark.parametrize(
-    ("_case", "value"), [("string", "true"), ("int", 1), ("false", False)]
-)
-def test_is_staff_other_than_json_true_is_not_staff(
-    agent_token: Callable[..., str], _case: str, value: Any
-) -> None:
-    assert authenticate_token(agent_token("agent-x", is_staff=value)) == Identity(
-        agent_id="agent-x", is_staff=False
-    )
+@pytest.mark.parametrize(("_case", "value"), [("string", "true"), ("int", 1), ("false", False)])
+def test_is_staff_other_than_json_true_is_not_staff(agent_token: Callable[..., str], _case: str, value: Any) -> None:
+    assert authenticate_token(agent_token("agent-x", is_staff=value)) == Identity(agent_id="agent-x", is_staff=False)
 
 
 def test_agent_id_of_128_characters_is_accepted(
@@ -78,14 +68,10 @@ def test_minted_agent_token_round_trips_with_node_claims(jwt_secret: str) -> Non
 
 
 def test_minted_staff_token_is_staff() -> None:
-    assert authenticate_token(mint_agent_token("agent-ops", is_staff=True)) == Identity(
-        "agent-ops", is_staff=True
-    )
+    assert authenticate_token(mint_agent_token("agent-ops", is_staff=True)) == Identity("agent-ops", is_staff=True)
 
 
-def test_join_token_carries_room_scope_jti_and_ttl(
-    jwt_secret: str, settings: Any
-) -> None:
+def test_join_token_carries_room_scope_jti_and_ttl(jwt_secret: str, settings: Any) -> None:
     # given
     settings.SIGNALING = dataclasses.replace(settings.SIGNALING, join_token_ttl_s=300)
     # when
@@ -102,9 +88,7 @@ def test_join_token_carries_room_scope_jti_and_ttl(
         "exp": claims["iat"] + 300,
     }
     assert isinstance(claims["jti"], str) and len(claims["jti"]) >= 16
-    assert authenticate_token(token) == Identity(
-        agent_id="agent-fawzi", room_id="r_room1", jti=claims["jti"]
-    )
+    assert authenticate_token(token) == Identity(agent_id="agent-fawzi", room_id="r_room1", jti=claims["jti"])
 
 
 def test_join_token_ids_are_unique() -> None:
@@ -120,9 +104,7 @@ def test_join_token_ttl_follows_settings(settings: Any) -> None:
     assert (expires_in, claims["exp"] - claims["iat"]) == (42, 42)
 
 
-@pytest.mark.parametrize(
-    ("_case", "raw"), [("none", None), ("empty", ""), ("blank", "   ")]
-)
+@pytest.mark.parametrize(("_case", "raw"), [("none", None), ("empty", ""), ("blank", "   ")])
 def test_absent_token_is_missing_token(_case: str, raw: str | None) -> None:
     assert _rejection(raw) == (TokenErrorCode.MISSING, "no token was provided")
 
@@ -153,9 +135,7 @@ def test_hostile_token_is_invalid_token(jwt_secret: str, _case: str) -> None:
     assert message
 
 
-def test_iat_in_future_within_leeway_is_accepted(
-    settings: Any, make_jwt: Callable[..., str]
-) -> None:
+def test_iat_in_future_within_leeway_is_accepted(settings: Any, make_jwt: Callable[..., str]) -> None:
     settings.SIGNALING = dataclasses.replace(settings.SIGNALING, jwt_leeway_s=60)
     token = make_jwt(
         {
@@ -167,36 +147,23 @@ def test_iat_in_future_within_leeway_is_accepted(
     assert authenticate_token(token) == Identity(agent_id="agent-fawzi")
 
 
-def test_expired_within_leeway_is_accepted_and_beyond_is_expired(
-    settings: Any, make_jwt: Callable[..., str]
-) -> None:
+def test_expired_within_leeway_is_accepted_and_beyond_is_expired(settings: Any, make_jwt: Callable[..., str]) -> None:
     # given a leeway of 60 s
     settings.SIGNALING = dataclasses.replace(settings.SIGNALING, jwt_leeway_s=60)
     now = int(time.time())
     # when / then
-    assert authenticate_token(
-        make_jwt({"agentId": "a", "iat": now - 100, "exp": now - 30})
-    ) == Identity("a")
-    assert (
-        _rejection(make_jwt({"agentId": "a", "iat": now - 200, "exp": now - 120}))[0]
-        == TokenErrorCode.EXPIRED
-    )
+    assert authenticate_token(make_jwt({"agentId": "a", "iat": now - 100, "exp": now - 30})) == Identity("a")
+    assert _rejection(make_jwt({"agentId": "a", "iat": now - 200, "exp": now - 120}))[0] == TokenErrorCode.EXPIRED
 
 
-def test_changing_the_secret_in_settings_takes_effect(
-    settings: Any, agent_token: Callable[..., str]
-) -> None:
+def test_changing_the_secret_in_settings_takes_effect(settings: Any, agent_token: Callable[..., str]) -> None:
     # given a token signed with the current secret
     token = agent_token("agent-fawzi")
     # when the secret changes
-    settings.SIGNALING = dataclasses.replace(
-        settings.SIGNALING, jwt_secret="a-rotated-secret-" * 4
-    )
+    settings.SIGNALING = dataclasses.replace(settings.SIGNALING, jwt_secret="a-rotated-secret-" * 4)
     # then the old token is refused and new tokens use the new secret
     assert _rejection(token)[0] == TokenErrorCode.INVALID
-    assert authenticate_token(mint_agent_token("agent-fawzi")) == Identity(
-        "agent-fawzi"
-    )
+    assert authenticate_token(mint_agent_token("agent-fawzi")) == Identity("agent-fawzi")
 
 
 def test_token_error_codes_are_the_spec_strings() -> None:

@@ -17,32 +17,12 @@ from asgiref.sync import sync_to_async
 
 from rooms import services as room_services
 from rooms.models import Room
-from rooms.serializers import iso_utc
-from rooms.tests.fixtures import ANY_TEXT
+from rooms.tests.fixtures import ANY_TEXT, room_json
 from rooms.tokens import mint_join_token
 from signaling.service import sockets
 from signaling.tests.integration.fixtures import ANY_JOINED_AT, Harness, WsClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def room_json(room: Room, participant_count: int) -> dict[str, Any]:
-    """The SPEC section 2 representation of an open room, as `joined.room` carries it."""
-    return {
-        "id": room.id,
-        "name": room.name,
-        "type": room.type,
-        "settings": {
-            "muteOnEntry": room.mute_on_entry,
-            "allowRecording": room.allow_recording,
-            "maxDuration": room.max_duration_min,
-            "maxParticipants": room.max_participants,
-        },
-        "createdBy": room.created_by,
-        "createdAt": iso_utc(room.created_at),
-        "participantCount": participant_count,
-        "closed": False,
-    }
 
 
 def participant(client: WsClient, *, muted: bool = False) -> dict[str, Any]:
@@ -96,7 +76,7 @@ async def test_first_join_acks_and_emits_joined_with_room_and_no_participants(
         "clientId": alice.client_id,
         "agentId": "agent-alice",
         "muted": False,
-        "room": room_json(room, 1),
+        "room": room_json(room, participantCount=1),
         "participants": [],
     }
     assert reply == {"ok": True, **joined}
@@ -119,7 +99,7 @@ async def test_second_joiner_gets_participants_and_others_get_user_joined(signal
             "clientId": bob.client_id,
             "agentId": "agent-bob",
             "muted": False,
-            "room": room_json(room, 2),
+            "room": room_json(room, participantCount=2),
             "participants": [participant(alice)],
         },
     )
@@ -143,7 +123,7 @@ async def test_rejoining_the_same_room_answers_current_state_and_notifies_nobody
         "clientId": bob.client_id,
         "agentId": "agent-bob",
         "muted": False,
-        "room": room_json(room, 2),
+        "room": room_json(room, participantCount=2),
         "participants": [participant(alice)],
     }
     assert reply == {"ok": True, **joined}
@@ -167,7 +147,7 @@ async def test_joining_another_room_leaves_the_first(signaling: Harness, open_ro
         "clientId": bob.client_id,
         "agentId": "agent-bob",
         "muted": False,
-        "room": room_json(room_b, 2),
+        "room": room_json(room_b, participantCount=2),
         "participants": [participant(carol)],
     }
     assert await alice.event() == user_left(room_a, bob, "left")
@@ -189,7 +169,7 @@ async def test_mute_on_entry_room_admits_everyone_muted(signaling: Harness, open
         "clientId": bob.client_id,
         "agentId": "agent-bob",
         "muted": True,
-        "room": room_json(room, 2),
+        "room": room_json(room, participantCount=2),
         "participants": [participant(alice, muted=True)],
     }
     assert reply["room"]["settings"]["muteOnEntry"] is True
