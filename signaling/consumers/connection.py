@@ -170,42 +170,42 @@ class Connection:
         if session.is_closed:
             return
         session.send_sio_text(text)
-        if self.ws_send is not None and session.transport is Transport.WEBSOCKET:
-            send = self.ws_send
-            try:
-                for frame in session.outgoing_ws():
-                    if type(frame) is str:
-                        await send({"type": "websocket.send", "text": frame})
-                    else:
-                        await send({"type": "websocket.send", "bytes": frame})
-            except Exception:
-                # This peer's websocket closed under us (daphne: autobahn Disconnected; uvicorn:
-                # ClientDisconnected); its own websocket.disconnect ends the session. Raising
-                # here aborted the *caller's* work: the other recipients of a broadcast and,
-                # from a leaver's teardown, the leaver's remove_connection (a leaked count).
-                logger.debug("write to closed websocket of session %s dropped", self.eio_sid)
-        else:
-            await self.flush()
+        if session.transport is Transport.WEBSOCKET:
+            await self._write_ws()  # sending moves no deadline: no timer work on the hot path
+        elif session.has_polling_data():
+            self.poll_ready.set()
 
     async def flush(self) -> None:
         """Write queued output to the active transport and re-arm the timer."""
         session = self.session
         if session.transport is Transport.WEBSOCKET:
-            if self.ws_send is not None:
-                for frame in session.outgoing_ws():
-                    key = "text" if type(frame) is str else "bytes"
-                    await self.ws_send({"type": "websocket.send", key: frame})
+            await self._write_ws()
         elif session.has_polling_data():
             self.poll_ready.set()
         self._arm_timer()
+
+    async def _write_ws(self) -> None:
+        send = self.ws_send
+        if send is None:
+            return
+        try:
+            for frame in self.session.outgoing_ws():
+                if type(frame) is str:
+                    await send({"type": "websocket.send", "text": frame})
+                else:
+                    await send({"type": "websocket.send", "bytes": frame})
+        except Exception:
+            # The websocket closed under us (daphne: autobahn Disconnected; uvicorn:
+            # ClientDisconnected); its own websocket.disconnect ends the session. Raising here
+            # would abort the *caller's* work: the other recipients of a broadcast and, from a
+            # leaver's teardown, the leaver's remove_connection (a leaked count).
+            logger.debug("write to closed websocket of session %s dropped", self.eio_sid)
 
     async def close(self, reason: CloseReason = CloseReason.SERVER_CLOSE) -> None:
         """Close the session from our side (the app decided)."""
         events = self.session.close(reason)
         await self.flush()
-        if self.ws_send is not None and self.session.transport is Transport.WEBSOCKET:
-            await self.ws_send({"type": "websocket.close", "code": 1000})
-        await self.handle(events)
+        await self.handle(events)  # SessionClosed: _finish closes the websocket
 
     async def transport_closed(self) -> None:
         """The active transport went away."""

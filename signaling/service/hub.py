@@ -131,17 +131,23 @@ class Hub:
 
     async def deliver_room(self, room_id: str, text: str, *, exclude: str | None) -> None:
         """Send a pre-encoded packet to every member of a room but ``exclude``."""
+        await self._broadcast(room_id, text, {"type": "room.broadcast", "exclude": exclude}, exclude=exclude)
+
+    async def _broadcast(
+        self, room_id: str, text: str, message: dict[str, Any], *, exclude: str | None = None, remote: bool = False
+    ) -> None:
+        """Write ``text`` to the room's local members but ``exclude``; then, when a member lives
+        elsewhere (or ``remote``), one group message that every other instance delivers locally."""
         view = self.rooms.get(room_id)
         if view is not None:
             for client_id, conn in list(view.local.items()):
                 if client_id != exclude:
                     await conn.send_sio_text(text)
-            if not view.has_remote():
-                return
-        await self.layer.group_send(
-            room_group(room_id),
-            {"type": "room.broadcast", "room": room_id, "text": text, "exclude": exclude, "origin": self.instance_id},
-        )
+            remote = remote or view.has_remote()
+        if remote:
+            await self.layer.group_send(
+                room_group(room_id), {**message, "room": room_id, "text": text, "origin": self.instance_id}
+            )
 
     async def deliver_to(self, view: RoomView, client_id: str, text: str) -> None:
         """Send a pre-encoded packet to one member, local or remote."""
@@ -180,39 +186,17 @@ class Hub:
     async def announce_join(self, room_id: str, participant: Participant) -> None:
         """Tell the room (locally and on other instances) that someone joined."""
         text = encode_event(events.USER_JOINED, payloads.user_joined(room_id, participant))
-        view = self.rooms.get(room_id)
-        if view is not None:
-            for client_id, conn in list(view.local.items()):
-                if client_id != participant.client_id:
-                    await conn.send_sio_text(text)
-            if not view.has_remote():
-                return
-        await self.layer.group_send(
-            room_group(room_id),
-            {
-                "type": "room.joined",
-                "room": room_id,
-                "participant": participant.dumps(),
-                "text": text,
-                "origin": self.instance_id,
-            },
-        )
+        message = {"type": "room.joined", "participant": participant.dumps()}
+        await self._broadcast(room_id, text, message, exclude=participant.client_id)
 
     async def announce_leave(self, room_id: str, outcome: LeaveOutcome, reason: str, *, remote: bool) -> None:
         """Tell the room that someone left; ``remote`` forces the group broadcast."""
         text = encode_event(events.USER_LEFT, payloads.user_left(room_id, outcome.participant, reason))
-        view = self.rooms.get(room_id)
         client_id = outcome.participant.client_id
+        view = self.rooms.get(room_id)
         if view is not None:
             view.members.pop(client_id, None)
-            for conn in list(view.local.values()):
-                await conn.send_sio_text(text)
-            remote = remote or view.has_remote()
-        if remote:
-            await self.layer.group_send(
-                room_group(room_id),
-                {"type": "room.left", "room": room_id, "client": client_id, "text": text, "origin": self.instance_id},
-            )
+        await self._broadcast(room_id, text, {"type": "room.left", "client": client_id}, remote=remote)
 
     async def announce_closed(self, room_id: str, reason: str, *, had_remote: bool) -> None:
         """Every member, here and elsewhere, gets `room_closed` and is out of the room."""
