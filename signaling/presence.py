@@ -63,18 +63,25 @@ class JoinStatus(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class JoinOutcome:
-    """What :meth:`PresenceStore.join` saw: status and every member after the join."""
+    """What :meth:`PresenceStore.join` saw: status, every member after the join, and the
+    room's membership version after it (0 when nothing changed)."""
 
     status: JoinStatus
     members: list[Participant]
+    version: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class LeaveOutcome:
-    """A member removed from a room, and how many remain."""
+    """A member removed from a room, how many remain, and the room's membership version.
+
+    The version counts every join and leave of the room; occupancy marks written to the
+    database carry it so that marks from different instances cannot overtake each other.
+    """
 
     participant: Participant
     remaining: int
+    version: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +101,15 @@ class PresenceStore(Protocol):
     async def unregister_instance(self, instance_id: str) -> None: ...
     async def add_connection(self, instance_id: str, client_id: str, agent_id: str) -> None: ...
     async def remove_connection(self, instance_id: str, client_id: str) -> None: ...
+    async def sync_connections(self, instance_id: str, connections: dict[str, str]) -> None: ...
     async def join(self, room_id: str, participant: Participant, cap: int) -> JoinOutcome: ...
     async def leave(self, room_id: str, client_id: str) -> LeaveOutcome | None: ...
     async def members(self, room_id: str) -> list[Participant]: ...
+    async def member(self, room_id: str, client_id: str) -> Participant | None: ...
+    async def memberships(self, instance_id: str) -> list[tuple[str, str]]: ...
     async def counts(self, room_ids: list[str]) -> dict[str, int]: ...
     async def close_room(self, room_id: str) -> list[Participant]: ...
+    async def close_if_empty(self, room_id: str) -> int: ...
     async def dead_instances(self) -> list[str]: ...
     async def reap_instance(self, instance_id: str) -> list[tuple[str, LeaveOutcome]]: ...
     async def stats(self) -> PresenceStats: ...
@@ -113,6 +124,12 @@ class MemoryPresence:
         self._closed: set[str] = set()
         self._connections: dict[str, dict[str, str]] = {}
         self._instances: set[str] = set()
+        self._versions: dict[str, int] = {}
+
+    def _bump(self, room_id: str) -> int:
+        version = self._versions.get(room_id, 0) + 1
+        self._versions[room_id] = version
+        return version
 
     async def register_instance(self, instance_id: str, ttl_ms: int) -> bool:
         """Mark the instance alive; True when it was not registered (new, or reaped)."""
@@ -131,6 +148,10 @@ class MemoryPresence:
     async def remove_connection(self, instance_id: str, client_id: str) -> None:
         self._connections.get(instance_id, {}).pop(client_id, None)
 
+    async def sync_connections(self, instance_id: str, connections: dict[str, str]) -> None:
+        """Make the instance's connection list exactly ``connections`` (client id -> agent id)."""
+        self._connections[instance_id] = dict(connections)
+
     async def join(self, room_id: str, participant: Participant, cap: int) -> JoinOutcome:
         if room_id in self._closed:
             return JoinOutcome(JoinStatus.CLOSED, [])
@@ -138,9 +159,11 @@ class MemoryPresence:
         if participant.client_id in room:
             return JoinOutcome(JoinStatus.ALREADY, list(room.values()))
         if len(room) >= cap:
+            if not room:
+                del self._rooms[room_id]
             return JoinOutcome(JoinStatus.FULL, list(room.values()))
         room[participant.client_id] = participant
-        return JoinOutcome(JoinStatus.JOINED, list(room.values()))
+        return JoinOutcome(JoinStatus.JOINED, list(room.values()), self._bump(room_id))
 
     async def leave(self, room_id: str, client_id: str) -> LeaveOutcome | None:
         room = self._rooms.get(room_id)
@@ -149,10 +172,21 @@ class MemoryPresence:
         participant = room.pop(client_id)
         if not room:
             del self._rooms[room_id]
-        return LeaveOutcome(participant, len(room))
+        return LeaveOutcome(participant, len(room), self._bump(room_id))
 
     async def members(self, room_id: str) -> list[Participant]:
         return list(self._rooms.get(room_id, {}).values())
+
+    async def member(self, room_id: str, client_id: str) -> Participant | None:
+        return self._rooms.get(room_id, {}).get(client_id)
+
+    async def memberships(self, instance_id: str) -> list[tuple[str, str]]:
+        return [
+            (room_id, client_id)
+            for room_id, room in self._rooms.items()
+            for client_id, p in room.items()
+            if p.instance_id == instance_id
+        ]
 
     async def counts(self, room_ids: list[str]) -> dict[str, int]:
         return {room_id: len(self._rooms.get(room_id, ())) for room_id in room_ids}
@@ -160,6 +194,13 @@ class MemoryPresence:
     async def close_room(self, room_id: str) -> list[Participant]:
         self._closed.add(room_id)
         return list(self._rooms.pop(room_id, {}).values())
+
+    async def close_if_empty(self, room_id: str) -> int:
+        """Close the room if nobody is in it: 0 when closed (or closed already), else its version."""
+        if self._rooms.get(room_id):
+            return self._versions.get(room_id, 0) or 1
+        self._closed.add(room_id)
+        return 0
 
     async def dead_instances(self) -> list[str]:
         return []
@@ -179,7 +220,7 @@ class MemoryPresence:
         return None
 
 
-# KEYS: room hash, active-rooms set, instance memberships set, closed set.
+# KEYS: room hash, active-rooms set, instance memberships set, closed set, version key.
 # ARGV: client id, participant, cap, room id.
 _JOIN_LUA = """
 if redis.call('SISMEMBER', KEYS[4], ARGV[4]) == 1 then return {3} end
@@ -191,10 +232,11 @@ end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[4])
 redis.call('SADD', KEYS[3], ARGV[4] .. ' ' .. ARGV[1])
-return {1, redis.call('HVALS', KEYS[1])}
+local version = redis.call('INCR', KEYS[5])
+return {1, redis.call('HVALS', KEYS[1]), version}
 """
 
-# KEYS: room hash, active-rooms set. ARGV: client id, room id, instance-memberships prefix.
+# KEYS: room hash, active-rooms set, version key. ARGV: client id, room id, memberships prefix.
 _LEAVE_LUA = """
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return false end
@@ -203,7 +245,27 @@ local instance = cjson.decode(raw)[5]
 redis.call('SREM', ARGV[3] .. instance, ARGV[2] .. ' ' .. ARGV[1])
 local n = redis.call('HLEN', KEYS[1])
 if n == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
-return {raw, n}
+local version = redis.call('INCR', KEYS[3])
+return {raw, n, version}
+"""
+
+# KEYS: room hash, closed set, version key. ARGV: room id.
+# 0: closed (joins refused from now on); otherwise the version of the occupied room.
+_CLOSE_IF_EMPTY_LUA = """
+if redis.call('HLEN', KEYS[1]) > 0 then
+  local version = tonumber(redis.call('GET', KEYS[3]) or '1')
+  if version < 1 then version = 1 end
+  return version
+end
+redis.call('SADD', KEYS[2], ARGV[1])
+return 0
+"""
+
+# KEYS: connections hash. ARGV: client id, agent id, ... (pairs).
+_SYNC_CONNECTIONS_LUA = """
+redis.call('DEL', KEYS[1])
+for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return #ARGV / 2
 """
 
 # KEYS: room hash, active-rooms set, closed set. ARGV: room id, instance-memberships prefix.
@@ -246,10 +308,15 @@ class RedisPresence:
         self._join = self._redis.register_script(_JOIN_LUA)
         self._leave = self._redis.register_script(_LEAVE_LUA)
         self._close = self._redis.register_script(_CLOSE_LUA)
+        self._close_if_empty = self._redis.register_script(_CLOSE_IF_EMPTY_LUA)
+        self._sync_connections = self._redis.register_script(_SYNC_CONNECTIONS_LUA)
         self._participants = self._redis.register_script(_PARTICIPANTS_LUA)
 
     def _room(self, room_id: str) -> str:
         return f"{self._p}:room:{room_id}"
+
+    def _version(self, room_id: str) -> str:
+        return f"{self._p}:version:{room_id}"
 
     @property
     def _active(self) -> str:
@@ -292,29 +359,45 @@ class RedisPresence:
     async def remove_connection(self, instance_id: str, client_id: str) -> None:
         await self._redis.hdel(self._conns(instance_id), client_id)
 
+    async def sync_connections(self, instance_id: str, connections: dict[str, str]) -> None:
+        """Make the instance's connection list exactly ``connections`` (client id -> agent id)."""
+        args = [item for pair in connections.items() for item in pair]
+        await self._sync_connections(keys=[self._conns(instance_id)], args=args)
+
     async def join(self, room_id: str, participant: Participant, cap: int) -> JoinOutcome:
         keys = [
             self._room(room_id),
             self._active,
             self._memberships(participant.instance_id),
             self._closed,
+            self._version(room_id),
         ]
         reply = await self._join(keys=keys, args=[participant.client_id, participant.dumps(), cap, room_id])
         status = JoinStatus(int(reply[0]))
         members = [Participant.loads(raw) for raw in reply[1]] if len(reply) > 1 else []
-        return JoinOutcome(status, members)
+        version = int(reply[2]) if len(reply) > 2 else 0
+        return JoinOutcome(status, members, version)
 
     async def leave(self, room_id: str, client_id: str) -> LeaveOutcome | None:
         reply = await self._leave(
-            keys=[self._room(room_id), self._active],
+            keys=[self._room(room_id), self._active, self._version(room_id)],
             args=[client_id, room_id, f"{self._p}:memberships:"],
         )
         if not reply:
             return None
-        return LeaveOutcome(Participant.loads(reply[0]), int(reply[1]))
+        return LeaveOutcome(Participant.loads(reply[0]), int(reply[1]), int(reply[2]))
 
     async def members(self, room_id: str) -> list[Participant]:
         return [Participant.loads(raw) for raw in await self._redis.hvals(self._room(room_id))]
+
+    async def member(self, room_id: str, client_id: str) -> Participant | None:
+        raw = await self._redis.hget(self._room(room_id), client_id)
+        return None if raw is None else Participant.loads(raw)
+
+    async def memberships(self, instance_id: str) -> list[tuple[str, str]]:
+        """Every (room id, client id) that presence holds for the instance."""
+        entries = await self._redis.smembers(self._memberships(instance_id))
+        return [tuple(entry.decode().split(" ", 1)) for entry in entries]  # type: ignore[misc]
 
     async def counts(self, room_ids: list[str]) -> dict[str, int]:
         if not room_ids:
@@ -331,6 +414,11 @@ class RedisPresence:
             args=[room_id, f"{self._p}:memberships:"],
         )
         return [Participant.loads(raw) for raw in reply]
+
+    async def close_if_empty(self, room_id: str) -> int:
+        """Close the room if nobody is in it: 0 when closed (or closed already), else its version."""
+        keys = [self._room(room_id), self._closed, self._version(room_id)]
+        return int(await self._close_if_empty(keys=keys, args=[room_id]))
 
     async def dead_instances(self) -> list[str]:
         instances = [i.decode() for i in await self._redis.smembers(self._instances)]

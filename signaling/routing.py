@@ -17,7 +17,7 @@ from django.urls import re_path
 from signaling.consumers.polling import EnginePollingConsumer
 from signaling.consumers.websocket import EngineWebsocketConsumer
 from signaling.protocol import SessionConfig
-from signaling.service.hub import get_hub
+from signaling.service.instance import get_instance
 from signaling.service.sockets import SignalingApp
 
 logger = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class StartHub:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if not self.started and scope["type"] in ("http", "websocket"):
-            await get_hub().ensure_started()
+            await get_instance().ensure_started()
             self.started = True
         await self.inner(scope, receive, send)
 

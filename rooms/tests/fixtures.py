@@ -226,7 +226,7 @@ def room_json(room: Room, **overrides: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def announced(live: ModuleType, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
-    """Record ``live.announce_room_closed`` calls (the REST layer makes them after commit)."""
+    """Record ``live.room_closed`` calls (the REST layer makes them after commit)."""
     calls: list[tuple[str, str]] = []
-    monkeypatch.setattr(live, "announce_room_closed", lambda room_id, reason: calls.append((room_id, reason)))
+    monkeypatch.setattr(live, "room_closed", lambda room_id, reason: calls.append((room_id, reason)))
     return calls

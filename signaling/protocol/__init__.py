@@ -44,6 +44,7 @@ from signaling.protocol.socketio import (
     SioPacket,
     SioPacketType,
     encode_ack,
+    encode_ack_json,
     encode_event,
     encode_packet,
 )
@@ -75,6 +76,7 @@ __all__ = [
     "decode_polling_payload",
     "decode_ws_frame",
     "encode_ack",
+    "encode_ack_json",
     "encode_event",
     "encode_packet",
     "encode_polling_payload",

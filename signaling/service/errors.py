@@ -32,14 +32,6 @@ class LeaveReason(StrEnum):
     TIMEOUT = "timeout"
 
 
-class RoomCloseReason(StrEnum):
-    """Why a room closed (`room_closed.reason`)."""
-
-    DELETED = "deleted"
-    MAX_DURATION = "max_duration"
-    EXPIRED = "expired"
-
-
 class SignalingError(Exception):
     """A refused client event; becomes an ack or an `error` event."""
 

@@ -1,7 +1,8 @@
 """Client payload validation and server payload shapes (SPEC section 3).
 
 Raw event arguments become small dataclasses here (`invalid_payload` otherwise); every
-camelCase wire dict the server emits is built here and nowhere else. Pure: no Django, no I/O.
+camelCase wire dict the server emits is built here and nowhere else, and encoded with the
+``signaling/protocol`` encoders (no Socket.IO text is built by hand). Pure: no Django, no I/O.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from signaling.presence import Participant
+from signaling.protocol import encode_ack, encode_ack_json, encode_event
 from signaling.service import events
 from signaling.service.errors import ErrorCode, SignalingError
 
+OK_ARGS_JSON = '[{"ok":true}]'
 ROOM_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_TOKEN_CHARS = 4096
 
@@ -145,6 +148,19 @@ def joined(room_id: str, me: Participant, room: dict[str, Any], others: list[Par
         "room": room,
         "participants": [p.to_wire() for p in others],
     }
+
+
+def joined_packets(reply: dict[str, Any], ack_id: int | None) -> list[str]:
+    """The `joined` event, then (with an ack id) its ack `{ok: true, ...joined}`."""
+    packets = [encode_event(events.JOINED, reply)]
+    if ack_id is not None:
+        packets.append(encode_ack(ack_id, [{"ok": True, **reply}]))
+    return packets
+
+
+def ok_ack(ack_id: int) -> str:
+    """The ack `{ok: true}` of a relayed message (a constant payload: nothing to encode)."""
+    return encode_ack_json(ack_id, OK_ARGS_JSON)
 
 
 def room_closed(room_id: str, reason: str) -> dict[str, Any]:

@@ -1,9 +1,10 @@
-"""The signaling application: socket auth, join/leave, relays (SPEC section 3).
+"""The signaling application: socket auth, event routing, relays (SPEC section 3).
 
-Implements :class:`signaling.consumers.connection.SocketApp` for the default namespace.
-Decides join/leave/relay, recipients, the cap and mute-on-entry; turns every refusal into
-an ack `{ok: false, error}` or an `error` event. The relay path is the hot path: no
-database, one JSON encode per message, direct writes to local sockets.
+Implements :class:`signaling.consumers.connection.SocketApp` for the default namespace:
+authenticates CONNECT, routes each client event (rate limit, size limit, payload
+validation) to a join, a leave (:mod:`signaling.service.participation`) or a relay, and
+turns every refusal into an ack `{ok: false, error}` or an `error` event. The relay path
+is the hot path: no database, one JSON encode per message, direct writes to local sockets.
 """
 
 from __future__ import annotations
@@ -11,17 +12,14 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 
-from rooms import lifecycle as room_rows
-from rooms.serializers import room_representation
 from rooms.tokens import Identity, TokenErrorCode, TokenRejected, authenticate_token
 from signaling.consumers.connection import Connection, new_sid
 from signaling.consumers.websocket import parse_query
-from signaling.presence import JoinStatus, Participant
+from signaling.presence import Participant
 from signaling.protocol import (
     CloseReason,
     EioMessageReceived,
@@ -33,28 +31,26 @@ from signaling.protocol import (
     encode_ack,
     encode_event,
 )
-from signaling.service import events, payloads
+from signaling.service import events, participation, payloads
 from signaling.service.errors import ErrorCode, LeaveReason, SignalingError
-from signaling.service.hub import Hub, get_hub, run_db
-from signaling.service.lifecycle import room_emptied, room_occupied
+from signaling.service.instance import Instance, get_instance
 
 logger = logging.getLogger(__name__)
 
 ROOT_NAMESPACE = "/"
-_JOINED_PREFIX_LEN = len('2["joined",')
 
 
 @dataclass(slots=True)
 class SocketState:
-    """One authenticated socket: who it is, where it is, its rate bucket."""
+    """One authenticated socket: who it is, where it is, its rate-limit budget."""
 
     client_id: str
     agent_id: str
     identity: Identity
     room_id: str | None = None
     participant: Participant | None = None
-    tokens: float = 0.0
-    refilled_at: float = 0.0
+    rate_budget: float = 0.0
+    rate_budget_at: float = 0.0
 
 
 def _bearer(scope: dict[str, Any]) -> str | None:
@@ -82,23 +78,15 @@ def find_token(auth: dict[str, Any] | None, scope: dict[str, Any]) -> str | None
     return token or _bearer(scope)
 
 
-def remember_room(hub: Hub, room: Any) -> tuple[dict[str, Any], room_rows.RoomPolicy]:
-    """Cache an open room's wire shape (participantCount 0) and join policy in the hub."""
-    entry = (room_representation(room, participant_count=0), room_rows.policy_of(room))
-    if not room.is_closed:
-        hub.policies[room.id] = entry
-    return entry
-
-
 class SignalingApp:
     """The Socket.IO application of the signaling server."""
 
-    def __init__(self, hub: Hub | None = None) -> None:
-        self._hub = hub
+    def __init__(self, instance: Instance | None = None) -> None:
+        self._instance = instance
 
     @property
-    def hub(self) -> Hub:
-        return self._hub or get_hub()
+    def instance(self) -> Instance:
+        return self._instance or get_instance()
 
     # -- connection ------------------------------------------------------------------
 
@@ -113,17 +101,23 @@ class SignalingApp:
         except TokenRejected as exc:
             conn.session.reject_namespace(ROOT_NAMESPACE, str(exc.code))
             return
-        hub = self.hub
-        await hub.ensure_started()
+        instance = self.instance
+        await instance.ensure_started()
         client_id = new_sid()
-        conn.state = SocketState(
-            client_id, identity.agent_id, identity, tokens=float(settings.SIGNALING.rate_limit_burst)
+        state = SocketState(
+            client_id,
+            identity.agent_id,
+            identity,
+            rate_budget=float(settings.SIGNALING.rate_limit_burst),
+            rate_budget_at=time.monotonic(),
         )
-        conn.state.refilled_at = time.monotonic()
+        conn.state = state
         conn.accept(ROOT_NAMESPACE, client_id)
-        hub.peers[client_id] = conn
+        instance.sockets[client_id] = conn
         conn.session.send_sio_text(encode_event(events.CONNECTED, payloads.connected(client_id, identity.agent_id)))
-        await hub.presence.add_connection(hub.instance_id, client_id, identity.agent_id)
+        await instance.presence.add_connection(instance.instance_id, client_id, identity.agent_id)
+        if conn.state is not state:  # the socket ended while presence answered
+            await instance.presence.remove_connection(instance.instance_id, client_id)
 
     async def on_sio_disconnect(self, conn: Connection, event: SioDisconnect) -> None:
         if event.namespace == ROOT_NAMESPACE:
@@ -138,11 +132,11 @@ class SignalingApp:
         if state is None:
             return
         conn.state = None
-        hub = self.hub
-        hub.peers.pop(state.client_id, None)
+        instance = self.instance
+        instance.sockets.pop(state.client_id, None)
         if state.room_id is not None:
-            await self._leave(conn, state, reason)
-        await hub.presence.remove_connection(hub.instance_id, state.client_id)
+            await participation.leave(instance, state, state.room_id, reason)
+        await instance.presence.remove_connection(instance.instance_id, state.client_id)
 
     async def on_ack(self, conn: Connection, event: SioAckReceived) -> None:
         logger.debug("unexpected ack %s from %s", event.ack_id, conn.eio_sid)
@@ -159,12 +153,12 @@ class SignalingApp:
         cfg = settings.SIGNALING
         try:
             now = time.monotonic()
-            tokens = min(cfg.rate_limit_burst, state.tokens + (now - state.refilled_at) * cfg.rate_limit_per_s)
-            state.refilled_at = now
-            if tokens < 1.0:
-                state.tokens = tokens
+            budget = min(cfg.rate_limit_burst, state.rate_budget + (now - state.rate_budget_at) * cfg.rate_limit_per_s)
+            state.rate_budget_at = now
+            if budget < 1.0:
+                state.rate_budget = budget
                 raise SignalingError(ErrorCode.RATE_LIMITED, "too many events; slow down")
-            state.tokens = tokens - 1.0
+            state.rate_budget = budget - 1.0
             name = event.event
             if name in events.RELAY_EVENTS:
                 if event.size_bytes > cfg.max_message_bytes:
@@ -176,10 +170,10 @@ class SignalingApp:
                 await self._join(conn, state, payloads.parse_join(event.args), event.ack_id)
             elif name == events.LEAVE_ROOM:
                 request = payloads.parse_leave(event.args)
-                if state.room_id is None or (request.room_id is not None and request.room_id != state.room_id):
-                    raise SignalingError(ErrorCode.NOT_IN_ROOM, "this socket is not in that room")
                 room_id = state.room_id
-                await self._leave(conn, state, LeaveReason.LEFT)
+                if room_id is None or (request.room_id is not None and request.room_id != room_id):
+                    raise SignalingError(ErrorCode.NOT_IN_ROOM, "this socket is not in that room")
+                await participation.leave(self.instance, state, room_id, LeaveReason.LEFT)
                 if event.ack_id is not None:
                     await conn.send_sio_text(encode_ack(event.ack_id, [{"ok": True, "roomId": room_id}]))
             else:
@@ -188,47 +182,47 @@ class SignalingApp:
             if event.ack_id is not None:
                 await conn.send_sio_text(encode_ack(event.ack_id, [exc.ack_payload()]))
             else:
-                await conn.send_sio_text(encode_event(events.ERROR, exc.event_payload(event.event)))
+                await conn.send_sio_text(encode_event(events.ERROR, exc.event_payload(str(event.event))))
 
     async def _relay(
         self, conn: Connection, state: SocketState, request: payloads.RelayRequest, ack_id: int | None
     ) -> None:
         room_id = state.room_id
-        view = self.hub.rooms.get(room_id) if room_id is not None else None
+        instance = self.instance
+        view = instance.membership.view(room_id) if room_id is not None else None
         if view is None or room_id is None:
             raise SignalingError(ErrorCode.NOT_IN_ROOM, "join a room before sending signaling messages")
         to = request.to
-        if to is not None and (to == state.client_id or to not in view.members):
-            raise SignalingError(ErrorCode.TARGET_NOT_FOUND, "no such clientId in this room")
+        target: Participant | None = None
+        if to is not None:
+            target = view.members.get(to) if to != state.client_id else None
+            if target is None and to != state.client_id:
+                # Not (yet) in this view: presence is the truth, the view only a cache.
+                target = await instance.presence.member(room_id, to)
+            if target is None:
+                raise SignalingError(ErrorCode.TARGET_NOT_FOUND, "no such clientId in this room")
         name, body = payloads.relayed(request, client_id=state.client_id, agent_id=state.agent_id, room_id=room_id)
         try:
             text = encode_event(name, body)
         except LocalProtocolError as exc:  # binary attachments: the relay path is text only
             raise SignalingError(ErrorCode.INVALID_PAYLOAD, "binary data cannot be relayed") from exc
-        if to is None:
-            await self.hub.deliver_room(room_id, text, exclude=state.client_id)
-        else:
-            await self.hub.deliver_to(view, to, text)
+        if target is None:
+            await view.deliver(text, exclude=state.client_id)
+            await instance.delivery.to_room(
+                room_id, {"type": "room.broadcast", "text": text, "exclude": state.client_id}
+            )
+        elif not await view.deliver_to(target.client_id, text):
+            await instance.delivery.to_instance(
+                target.instance_id, {"type": "peer.relay", "to": target.client_id, "text": text}
+            )
         if ack_id is not None:
-            await conn.send_sio_text(f'3{ack_id}[{{"ok":true}}]')
+            await conn.send_sio_text(payloads.ok_ack(ack_id))
 
     # -- rooms -----------------------------------------------------------------------
-
-    async def _policy(self, room_id: str) -> tuple[dict[str, Any], room_rows.RoomPolicy]:
-        """The room's wire representation (participantCount 0) and join policy, cached per room."""
-        hub = self.hub
-        cached = hub.policies.get(room_id)
-        if cached is not None:
-            return cached  # type: ignore[no-any-return]
-        room = await run_db(room_rows.load_room, room_id)
-        if room is None:
-            raise SignalingError(ErrorCode.ROOM_NOT_FOUND, "no room has that id")
-        return remember_room(hub, room)
 
     async def _join(
         self, conn: Connection, state: SocketState, request: payloads.JoinRequest, ack_id: int | None
     ) -> None:
-        """Join a room; the joiner gets `joined` and its ack before anyone else hears of it."""
         room_id = request.room_id
         identity = state.identity
         if identity.room_id is not None and identity.room_id != room_id:
@@ -240,68 +234,8 @@ class SignalingApp:
                 raise SignalingError(ErrorCode.FORBIDDEN, f"join token refused: {exc.code}") from exc
             if join_identity.room_id != room_id or join_identity.agent_id != state.agent_id:
                 raise SignalingError(ErrorCode.FORBIDDEN, "the join token is for another room or agent")
-        room, policy = await self._policy(room_id)
-        if policy.is_closed:
-            raise SignalingError(ErrorCode.ROOM_CLOSED, "the room is closed")
-        hub = self.hub
-        if state.room_id == room_id and state.participant is not None:
-            members = await hub.presence.members(room_id)
-            reply = self._joined_payload(room, room_id, state.participant, members)
-            await self._send_joined(conn, reply, ack_id)
-            return
-        me = Participant(
-            client_id=state.client_id,
-            agent_id=state.agent_id,
-            joined_at=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            is_muted=policy.is_muted_on_entry,
-            instance_id=hub.instance_id,
-        )
-        outcome = await hub.presence.join(room_id, me, policy.cap)
-        if outcome.status is JoinStatus.FULL:
-            raise SignalingError(ErrorCode.ROOM_FULL, f"the room is full ({policy.cap} participants)")
-        if outcome.status is JoinStatus.CLOSED:
-            hub.policies.pop(room_id, None)
-            raise SignalingError(ErrorCode.ROOM_CLOSED, "the room is closed")
-        # Leave the previous room only once the new one admitted us: a refused join changes nothing.
-        if state.room_id is not None:
-            await self._leave(conn, state, LeaveReason.LEFT)
-        state.room_id, state.participant = room_id, me
-        await hub.attach(room_id, conn, outcome.members)
-        if len(outcome.members) == 1:
-            # The first joiner: the row is marked before anyone hears of the join.
-            await room_occupied(room_id, policy.max_duration_min)
-        reply = self._joined_payload(room, room_id, me, outcome.members)
-        await self._send_joined(conn, reply, ack_id)
-        await hub.announce_join(room_id, me)
-
-    @staticmethod
-    async def _send_joined(conn: Connection, reply: dict[str, Any], ack_id: int | None) -> None:
-        """`joined`, then the ack `{ok: true, ...joined}` built from the same JSON text."""
-        event = encode_event(events.JOINED, reply)  # 2["joined",{...}]
-        await conn.send_sio_text(event)
-        if ack_id is not None:
-            body = event[_JOINED_PREFIX_LEN:-1]  # {...}: the payload, encoded once
-            await conn.send_sio_text(f'3{ack_id}[{{"ok":true,{body[1:]}]')
-
-    @staticmethod
-    def _joined_payload(
-        room: dict[str, Any], room_id: str, me: Participant, members: list[Participant]
-    ) -> dict[str, Any]:
-        others = sorted((m for m in members if m.client_id != me.client_id), key=lambda m: m.joined_at)
-        return payloads.joined(room_id, me, {**room, "participantCount": len(members)}, others)
-
-    async def _leave(self, conn: Connection, state: SocketState, reason: LeaveReason) -> None:
-        room_id = state.room_id
-        if room_id is None:
-            return
-        state.room_id, state.participant = None, None
-        hub = self.hub
-        outcome = await hub.presence.leave(room_id, state.client_id)
-        view = hub.rooms.get(room_id)
-        had_remote = view is not None and view.has_remote()
-        await hub.detach(room_id, state.client_id)
-        if outcome is None:
-            return
-        await hub.announce_leave(room_id, outcome, reason, remote=had_remote)
-        if outcome.remaining == 0:
-            await room_emptied(room_id)
+        instance = self.instance
+        previous = await participation.join(instance, conn, state, room_id, ack_id)
+        if previous is not None and previous != room_id:
+            # Leave the previous room only once the new one admitted us: a refused join changes nothing.
+            await participation.leave(instance, state, previous, LeaveReason.LEFT)

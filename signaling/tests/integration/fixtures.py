@@ -2,7 +2,7 @@
 
 Registered from the root ``conftest.py`` (``pytest_plugins``). Owns:
 
-- ``fresh_hub``: a new per-process hub, an empty ``Connection.registry`` and a flushed
+- ``fresh_instance``: a new per-process instance, an empty ``Connection.registry`` and a flushed
   in-memory channel layer for each test; at teardown every live session is closed and the
   hub's background tasks (inbox, sweeper) are cancelled;
 - ``signaling``: a :class:`Harness` whose ASGI application (``build_application``) is built
@@ -44,7 +44,8 @@ from rooms.tests.fixtures import Matches
 from rooms.tokens import mint_agent_token
 from signaling.consumers.connection import Connection
 from signaling.routing import build_application
-from signaling.service.hub import close_db_threads, get_hub, reset_hub
+from signaling.service.database import close_db_threads
+from signaling.service.instance import get_instance, reset_instance
 from signaling.tests.schemas import SERVER_EVENTS, assert_matches_schema
 
 TIMEOUT_S = 2.0  # every await on the application
@@ -419,24 +420,24 @@ class Harness:
 
 
 @pytest.fixture
-async def fresh_hub() -> AsyncIterator[None]:
-    """A new hub and session registry, and an empty in-memory channel layer, per test."""
-    reset_hub()
+async def fresh_instance() -> AsyncIterator[None]:
+    """A new instance and session registry, and an empty in-memory channel layer, per test."""
+    reset_instance()
     Connection.registry.clear()
     layer = get_channel_layer()
     await layer.flush()
     yield
-    await asyncio.wait_for(get_hub().stop(), TIMEOUT_S)
+    await asyncio.wait_for(get_instance().stop(), TIMEOUT_S)
     # The ORM threads keep their connections (CONN_MAX_AGE): close them, or PostgreSQL
     # refuses to drop the test database at the end of the session.
     await asyncio.to_thread(close_db_threads)
-    reset_hub()
+    reset_instance()
     Connection.registry.clear()
     await layer.flush()
 
 
 @pytest.fixture
-async def signaling(fresh_hub: None) -> AsyncIterator[Harness]:
+async def signaling(fresh_instance: None) -> AsyncIterator[Harness]:
     """The in-process signaling server of this test (built lazily: set settings first)."""
     harness = Harness()
     yield harness

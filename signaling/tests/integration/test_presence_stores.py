@@ -81,10 +81,60 @@ async def test_join_admits_up_to_the_cap_then_answers_full(store: PresenceStore)
     second = await store.join("r_1", bob, 2)
     third = await store.join("r_1", carol, 2)
     # then
-    assert first == JoinOutcome(JoinStatus.JOINED, [alice])
-    assert (second.status, by_id(second.members)) == (JoinStatus.JOINED, [alice, bob])
-    assert (third.status, by_id(third.members)) == (JoinStatus.FULL, [alice, bob])
+    assert first == JoinOutcome(JoinStatus.JOINED, [alice], version=1)
+    assert (second.status, by_id(second.members), second.version) == (JoinStatus.JOINED, [alice, bob], 2)
+    assert (third.status, by_id(third.members), third.version) == (JoinStatus.FULL, [alice, bob], 0)
     assert by_id(await store.members("r_1")) == [alice, bob]
+
+
+async def test_every_join_and_leave_gets_a_new_version_and_refusals_none(store: PresenceStore) -> None:
+    # given
+    alice, bob = member("alice"), member("bob")
+    # when
+    versions = [
+        (await store.join("r_1", alice, 1)).version,
+        (await store.join("r_1", bob, 1)).version,  # full: no change
+        (await store.join("r_1", alice, 1)).version,  # already in: no change
+        (await store.leave("r_1", alice.client_id)).version,  # type: ignore[union-attr]
+        (await store.join("r_1", bob, 1)).version,
+    ]
+    # then
+    assert versions == [1, 0, 0, 2, 3]
+
+
+async def test_close_if_empty_closes_only_an_empty_room(store: PresenceStore) -> None:
+    # given
+    alice = member("alice")
+    await store.join("r_busy", alice, 4)
+    # when
+    busy = await store.close_if_empty("r_busy")
+    empty = await store.close_if_empty("r_empty")
+    # then: the occupied room answers its version and stays open; the empty one is closed
+    assert busy == 1
+    assert empty == 0
+    assert (await store.join("r_busy", member("bob"), 4)).status is JoinStatus.JOINED
+    assert (await store.join("r_empty", member("bob"), 4)).status is JoinStatus.CLOSED
+
+
+async def test_memberships_and_member_answer_from_presence(store: PresenceStore) -> None:
+    # given
+    alice, bob = member("alice"), member("bob", instance=OTHER_INSTANCE)
+    await store.join("r_1", alice, 4)
+    await store.join("r_2", bob, 4)
+    # when / then
+    assert await store.memberships(INSTANCE) == [("r_1", alice.client_id)]
+    assert await store.member("r_2", bob.client_id) == bob
+    assert await store.member("r_1", bob.client_id) is None
+
+
+async def test_sync_connections_makes_the_list_exact(store: PresenceStore) -> None:
+    # given
+    await store.register_instance(INSTANCE, TTL_MS)
+    await store.add_connection(INSTANCE, "c-gone", "agent-gone")
+    # when
+    await store.sync_connections(INSTANCE, {"c-a": "agent-a", "c-b": "agent-b"})
+    # then
+    assert (await store.stats()).connections == 2
 
 
 async def test_concurrent_joins_never_exceed_the_cap(store: PresenceStore) -> None:
@@ -121,9 +171,9 @@ async def test_leave_removes_the_member_and_reports_who_remains(store: PresenceS
     again = await store.leave("r_1", bob.client_id)
     last = await store.leave("r_1", alice.client_id)
     # then
-    assert first == LeaveOutcome(bob, 1)
+    assert first == LeaveOutcome(bob, 1, version=3)
     assert again is None
-    assert last == LeaveOutcome(alice, 0)
+    assert last == LeaveOutcome(alice, 0, version=4)
     assert await store.members("r_1") == []
     assert await store.leave("r_unknown", "c-nobody") is None
 
@@ -140,7 +190,7 @@ async def test_close_returns_members_and_refuses_later_joins(store: PresenceStor
     assert await store.join("r_1", member("carol"), 10) == JoinOutcome(JoinStatus.CLOSED, [])
     assert await store.members("r_1") == []
     assert await store.counts(["r_1"]) == {"r_1": 0}
-    assert await store.join("r_2", member("carol"), 10) == JoinOutcome(JoinStatus.JOINED, [member("carol")])
+    assert await store.join("r_2", member("carol"), 10) == JoinOutcome(JoinStatus.JOINED, [member("carol")], 1)
 
 
 async def test_counts_are_per_room_and_zero_for_unknown_rooms(store: PresenceStore) -> None:
@@ -216,34 +266,46 @@ async def test_register_instance_tells_whether_it_was_registered(store: Presence
     assert (first, again, after_removal) == (True, False, True)
 
 
-async def test_hub_reaped_while_alive_restores_its_members_and_connections() -> None:
-    # given: a hub on Redis presence with one local member in a room, wrongly reaped by a peer
+async def test_instance_reaped_while_alive_restores_its_members_and_connections() -> None:
+    # given: an instance on Redis presence with one local member in a room, wrongly reaped by a peer
     if not redis_answers():
         pytest.skip(REDIS_SKIP_REASON)
     from types import SimpleNamespace
 
-    from signaling.service.hub import Hub
+    from signaling.service.instance import Instance
 
     prefix = f"itest-{uuid.uuid4().hex}"
     presence = RedisPresence(REDIS_URL, prefix=prefix)
-    hub = Hub(presence)
-    hub.instance_id = INSTANCE
+    instance = Instance(presence, is_clustered=True)
+    instance.instance_id = instance.delivery.inbox = INSTANCE
     alice = member("alice")
-    conn = SimpleNamespace(state=SimpleNamespace(client_id=alice.client_id, agent_id=alice.agent_id, participant=alice))
-    hub.peers[alice.client_id] = conn  # type: ignore[assignment]
+    sent: list[str] = []
+
+    async def send_sio_text(text: str) -> None:
+        sent.append(text)
+
+    conn = SimpleNamespace(
+        state=SimpleNamespace(client_id=alice.client_id, agent_id=alice.agent_id, participant=alice),
+        send_sio_text=send_sio_text,
+    )
+    instance.sockets[alice.client_id] = conn  # type: ignore[assignment]
     try:
         await presence.register_instance(INSTANCE, TTL_MS)
         await presence.add_connection(INSTANCE, alice.client_id, alice.agent_id)
         await presence.join("r_1", alice, 4)
-        await hub.attach("r_1", conn, [alice])  # type: ignore[arg-type]
+        async with instance.membership.room("r_1") as view:
+            view.local[alice.client_id] = conn  # type: ignore[assignment]
+            view.learn_joined(alice)
         reaped = await presence.reap_instance(INSTANCE)
         assert [room_id for room_id, _ in reaped] == ["r_1"]
         assert await presence.members("r_1") == []
-        # when: the hub's next sweeper pass
-        await hub.sweep_once(rooms=False)
-        # then: it is registered, its member and connection are back
+        # when: the instance's next sweeper pass finds itself unregistered
+        assert await presence.register_instance(INSTANCE, TTL_MS) is True
+        await instance.sweeper.reconcile()
+        # then: its member and connection are back, and alice was told nothing about herself
         assert await presence.members("r_1") == [alice]
         assert await presence.stats() == PresenceStats(connections=1, participants=1, active_rooms=1, instances=1)
+        assert sent == []
     finally:
         cleaner = redis.asyncio.Redis.from_url(REDIS_URL)
         keys = [key async for key in cleaner.scan_iter(match=f"{prefix}:*")]

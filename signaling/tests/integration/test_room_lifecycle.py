@@ -1,7 +1,7 @@
 """Room lifecycle in-process: close, ROOM_TIMEOUT expiry, maxDuration (SPEC section 4).
 
 Deadlines are moved by writing the row (``expires_at`` / ``closes_at`` in the past) and the
-sweep is run by hand (``lifecycle.close_due_rooms``): no sleeping.
+sweep is run by hand (``closing.close_due_rooms``): no sleeping.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import pytest
 from django.utils import timezone
 
 from rooms.tests.fixtures import ANY_TEXT
-from signaling.service import lifecycle
-from signaling.service.hub import get_hub
+from signaling.service import closing
+from signaling.service.instance import get_instance
 from signaling.tests.integration.fixtures import Harness
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -36,7 +36,7 @@ async def test_close_room_tells_members_room_closed_and_puts_them_out(
     bob = await signaling.in_room("agent-bob", room.id)
     assert (await alice.event())[0] == "user_joined"
     # when
-    is_closed = await lifecycle.close_room(room.id, "deleted")
+    is_closed = await closing.close_room(get_instance(), room.id, "deleted")
     # then
     assert is_closed is True
     assert await alice.event() == ("room_closed", {"roomId": room.id, "reason": "deleted"})
@@ -53,7 +53,7 @@ async def test_closed_room_refuses_rejoin(signaling: Harness, open_room: Any) ->
     # given
     room = await open_room()
     alice = await signaling.in_room("agent-alice", room.id)
-    await lifecycle.close_room(room.id, "deleted")
+    await closing.close_room(get_instance(), room.id, "deleted")
     assert await alice.event() == ("room_closed", {"roomId": room.id, "reason": "deleted"})
     # when
     reply = await alice.call("join_room", {"roomId": room.id})
@@ -65,10 +65,10 @@ async def test_closing_a_closed_room_again_does_nothing(signaling: Harness, open
     # given
     room = await open_room()
     alice = await signaling.connect("agent-alice")
-    assert await lifecycle.close_room(room.id, "deleted") is True
+    assert await closing.close_room(get_instance(), room.id, "deleted") is True
     closed_at = (await room_row(room.id)).closed_at
     # when
-    is_closed = await lifecycle.close_room(room.id, "expired")
+    is_closed = await closing.close_room(get_instance(), room.id, "expired")
     # then
     assert is_closed is False
     row = await room_row(room.id)
@@ -88,7 +88,7 @@ async def test_room_empty_past_room_timeout_closes_as_expired(
     assert left.expires_at is not None and left.closed_at is None
     await update_room(room.id, expires_at=timezone.now() - AN_HOUR_AGO)
     # when
-    await lifecycle.close_due_rooms(get_hub())
+    await closing.close_due_rooms(get_instance())
     # then
     row = await room_row(room.id)
     assert row.closed_at is not None
@@ -106,9 +106,9 @@ async def test_room_nobody_joined_expires_counting_from_creation(
     created = await room_row(room.id)
     assert created.expires_at == created.created_at + timedelta(milliseconds=60_000)
     await update_room(room.id, expires_at=timezone.now() - AN_HOUR_AGO)
-    await signaling.connect("agent-alice")  # starts the hub
+    await signaling.connect("agent-alice")  # starts the instance
     # when
-    await lifecycle.close_due_rooms(get_hub())
+    await closing.close_due_rooms(get_instance())
     # then
     row = await room_row(room.id)
     assert (row.closed_at is not None, row.close_reason) == (True, "expired")
@@ -122,7 +122,7 @@ async def test_expired_but_occupied_room_stays_open_and_expiry_is_cleared(
     alice = await signaling.in_room("agent-alice", room.id)
     await update_room(room.id, expires_at=timezone.now() - AN_HOUR_AGO)
     # when
-    await lifecycle.close_due_rooms(get_hub())
+    await closing.close_due_rooms(get_instance())
     # then
     row = await room_row(room.id)
     assert (row.closed_at, row.expires_at) == (None, None)
@@ -156,7 +156,7 @@ async def test_room_past_max_duration_closes_with_reason_max_duration(
     assert (await alice.event())[0] == "user_joined"
     await update_room(room.id, closes_at=timezone.now() - AN_HOUR_AGO)
     # when
-    await lifecycle.close_due_rooms(get_hub())
+    await closing.close_due_rooms(get_instance())
     # then
     assert await alice.event() == ("room_closed", {"roomId": room.id, "reason": "max_duration"})
     assert await bob.event() == ("room_closed", {"roomId": room.id, "reason": "max_duration"})
@@ -171,7 +171,7 @@ async def test_rooms_not_yet_due_are_left_alone(signaling: Harness, open_room: A
     room = await open_room(max_duration_min=5)
     alice = await signaling.in_room("agent-alice", room.id)
     # when
-    await lifecycle.close_due_rooms(get_hub())
+    await closing.close_due_rooms(get_instance())
     # then
     assert (await room_row(room.id)).closed_at is None
     assert await alice.receive_nothing()

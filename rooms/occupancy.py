@@ -1,8 +1,14 @@
-"""Room lifecycle marks written by the signaling service (SPEC section 4).
+"""Room occupancy marks written by the signaling service (SPEC section 4).
 
-Owns the writes that follow presence: the first join (starts ``maxDuration``), a room
-becoming occupied (cancels the empty-room expiry) or empty (arms it), and the query for
-rooms whose time is up. Each write is one UPDATE. Never imports ``signaling``.
+Owns the writes that follow presence: a room becoming occupied (cancels the empty-room
+expiry; the very first join starts ``maxDuration``) or empty (arms the expiry), the query
+for rooms whose time is up, and the join policy the service caches. Never imports
+``signaling``.
+
+Marks from different instances can reach the database in any order. Each carries the
+room's presence membership version (every join and leave increments it atomically in
+presence) and applies only when newer than the last mark applied, so a late "empty" can
+never overwrite a newer "occupied" (or the reverse).
 """
 
 from __future__ import annotations
@@ -48,25 +54,33 @@ def load_room(room_id: str) -> Room | None:
     return Room.objects.filter(pk=room_id).first()
 
 
-def mark_occupied(room_id: str, max_duration_min: int | None) -> None:
-    """Someone is in the room: no empty-room expiry; the first join starts maxDuration."""
+def mark_occupied(room_id: str, version: int, max_duration_min: int | None) -> None:
+    """Someone is in the room (as of presence ``version``): no empty-room expiry; the first
+    join ever starts maxDuration (that part holds whatever the order of marks)."""
     now = timezone.now()
     closes_at = None if max_duration_min is None else now + timedelta(minutes=max_duration_min)
     with transaction.atomic():
-        Room.objects.filter(pk=room_id, closed_at__isnull=True).update(expires_at=None)
+        Room.objects.filter(pk=room_id, closed_at__isnull=True, occupancy_version__lt=version).update(
+            expires_at=None, occupancy_version=version
+        )
         Room.objects.filter(pk=room_id, first_joined_at__isnull=True, closed_at__isnull=True).update(
             first_joined_at=now, closes_at=closes_at
         )
 
 
-def mark_empty(room_id: str) -> None:
-    """The room has nobody left: it closes after ROOM_TIMEOUT unless someone joins."""
-    Room.objects.filter(pk=room_id, closed_at__isnull=True).update(expires_at=empty_room_deadline(timezone.now()))
+def mark_empty(room_id: str, version: int) -> None:
+    """The room has nobody left (as of presence ``version``): it closes after ROOM_TIMEOUT."""
+    Room.objects.filter(pk=room_id, closed_at__isnull=True, occupancy_version__lt=version).update(
+        expires_at=empty_room_deadline(timezone.now()), occupancy_version=version
+    )
 
 
-def clear_expiry(room_id: str) -> None:
-    """An expiry found a room that is occupied after all: cancel it."""
-    Room.objects.filter(pk=room_id, closed_at__isnull=True).update(expires_at=None)
+def cancel_expiry(room_id: str, version: int) -> None:
+    """An expiry found the room occupied at presence ``version``: cancel the expiry unless a
+    newer mark (a later leave that emptied the room) was written meanwhile."""
+    Room.objects.filter(pk=room_id, closed_at__isnull=True, occupancy_version__lte=version).update(
+        expires_at=None, occupancy_version=version
+    )
 
 
 def due_rooms(now: datetime | None = None) -> list[tuple[str, CloseReason]]:

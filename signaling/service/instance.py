@@ -1,0 +1,176 @@
+"""This process as one instance of the cluster: its parts, its start and stop, its inbox.
+
+Owns the wiring, nothing else: the presence store (the cluster's truth), the channel-layer
+side (:class:`~signaling.service.delivery.Delivery`), the room views
+(:class:`~signaling.service.membership.Membership`), the room policy cache, the live
+sockets of this process (client id -> connection) and the sweeper. Starts lazily with the
+first connection or request (daphne sends no lifespan events), once per event loop.
+
+The inbox loop turns channel-layer messages from other instances into deliveries to local
+sockets; a message never waits for a room's lock (a pending joiner buffers instead).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+
+from signaling.presence import MemoryPresence, Participant, PresenceStore, RedisPresence
+from signaling.service.closing import close_here
+from signaling.service.delivery import Delivery
+from signaling.service.membership import Membership, Notice
+from signaling.service.policies import RoomPolicies
+from signaling.service.sweepers import Sweeper
+
+if TYPE_CHECKING:
+    from signaling.consumers.connection import Connection
+
+logger = logging.getLogger(__name__)
+
+# After the channel layer fails to receive (Redis restarting), wait this long before retrying.
+INBOX_RETRY_S = 0.5
+
+
+class Instance:
+    """One per process (see :func:`get_instance`)."""
+
+    def __init__(self, presence: PresenceStore, *, is_clustered: bool) -> None:
+        self.presence = presence
+        self.delivery = Delivery(is_clustered=is_clustered)
+        self.membership = Membership()
+        self.policies = RoomPolicies()
+        self.sockets: dict[str, Connection] = {}
+        self.sweeper = Sweeper(self)
+        self.instance_id = ""
+        self.started_at = time.time()
+        self._start_lock: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- start and stop ------------------------------------------------------------------
+
+    async def ensure_started(self) -> None:
+        """Open the inbox and start the sweeper, once per event loop."""
+        loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return
+        if self._start_lock is None or self._start_lock._loop is not loop:  # type: ignore[attr-defined]
+            self._start_lock = asyncio.Lock()
+        async with self._start_lock:
+            if self._loop is loop:
+                return
+            self.instance_id = await self.delivery.open_inbox()
+            await self.presence.register_instance(self.instance_id, self.liveness_ttl_ms)
+            self._loop = loop
+            self._tasks = [
+                loop.create_task(self._inbox(), name="signaling-inbox"),
+                loop.create_task(self.sweeper.run(), name="signaling-sweeper"),
+            ]
+            logger.info(
+                "signaling instance %s started (%s)",
+                self.instance_id,
+                "redis" if self.delivery.is_clustered else "single-instance, in-process layer",
+            )
+
+    async def stop(self) -> None:
+        """Cancel the inbox and sweeper and leave the cluster's instance list."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._loop is not None:
+            await self.presence.unregister_instance(self.instance_id)
+        self._loop = None
+
+    @property
+    def heartbeat_s(self) -> float:
+        return float(settings.SIGNALING.heartbeat_interval_ms) / 1000
+
+    @property
+    def liveness_ttl_ms(self) -> int:
+        # Refreshed every heartbeat/4; a peer reaps a dead instance within
+        # ttl + heartbeat/4 = 1.75 x heartbeat < 2 x heartbeat (SPEC section 5).
+        return max(settings.SIGNALING.heartbeat_interval_ms * 3 // 2, 300)
+
+    # -- inbox ---------------------------------------------------------------------------
+
+    async def _inbox(self) -> None:
+        while True:
+            try:
+                message = await self.delivery.receive()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("instance %s: channel layer receive failed; retrying", self.instance_id, exc_info=True)
+                await asyncio.sleep(INBOX_RETRY_S)
+                continue
+            try:
+                await self.dispatch(message)
+            except Exception:
+                logger.exception("instance inbox failed on %s", message.get("type"))
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Deliver one message from another instance to the local sockets it concerns."""
+        kind = message.get("type")
+        if kind == "peer.relay":
+            await self.deliver_to_socket(message["to"], message["text"])
+            return
+        if message.get("origin") == self.instance_id:
+            return
+        room_id = message["room"]
+        if kind == "room.closed":
+            await close_here(self, room_id, message["text"])
+            return
+        view = self.membership.view(room_id)
+        if view is None:
+            return
+        if kind == "room.broadcast":
+            await view.deliver(message["text"], exclude=message.get("exclude"))
+        elif kind == "room.joined":
+            participant = Participant.loads(message["participant"])
+            if view.learn_joined(participant):
+                await view.deliver(message["text"], notice=Notice.JOINED, subject=participant.client_id)
+        elif kind == "room.left":
+            client_id = message["client"]
+            if view.learn_left(client_id) is not None:
+                await view.deliver(message["text"], notice=Notice.LEFT, subject=client_id)
+
+    async def deliver_to_socket(self, client_id: str, text: str) -> bool:
+        """Write a packet to a local socket (buffered while it joins); False if none here."""
+        conn = self.sockets.get(client_id)
+        if conn is None:
+            return False
+        state = conn.state
+        view = self.membership.locate(client_id, state.room_id if state is not None else None)
+        if view is not None:
+            return await view.deliver_to(client_id, text)
+        await conn.send_sio_text(text)
+        return True
+
+
+_instance: Instance | None = None
+
+
+def get_instance() -> Instance:
+    """The process's instance, built from settings on first use."""
+    global _instance
+    if _instance is None:
+        url = settings.SIGNALING.redis_url
+        presence: PresenceStore = (
+            RedisPresence(url, prefix=settings.SIGNALING.redis_prefix) if url else MemoryPresence()
+        )
+        _instance = Instance(presence, is_clustered=bool(url))
+    return _instance
+
+
+def reset_instance() -> None:
+    """Forget the instance (tests that change settings between cases)."""
+    global _instance
+    _instance = None

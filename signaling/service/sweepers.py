@@ -1,0 +1,138 @@
+"""Background upkeep of one instance: liveness, dead instances, due rooms, reconciliation.
+
+One task per instance (started lazily with the first connection or request: daphne sends no
+lifespan events) runs every heartbeat/4:
+
+- liveness: refresh this instance's key (TTL 1.5 x heartbeat), so a peer reaps a dead
+  instance within 1.75 x heartbeat < 2 x heartbeat (SPEC section 5);
+- reaping: the members of instances whose key expired are dropped, and their rooms told;
+- rooms (every second): close rooms whose maxDuration or empty timeout passed;
+- reconciliation (every heartbeat, and at once when this instance finds itself unregistered:
+  reaped while alive, or Redis restarted): presence is made to hold exactly this instance's
+  live sockets and memberships, the room subscriptions are renewed, and each room view is
+  compared with presence; whatever the local sockets were not told is told now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from signaling.presence import JoinStatus
+from signaling.protocol import encode_event
+from signaling.service import events, payloads
+from signaling.service.closing import close_due_rooms
+from signaling.service.errors import LeaveReason
+from signaling.service.membership import Notice
+from signaling.service.participation import RESTORE_CAP, drop_departed, forget_ghost, subscribe
+
+if TYPE_CHECKING:
+    from signaling.service.instance import Instance
+
+logger = logging.getLogger(__name__)
+
+ROOM_SWEEP_PERIOD_S = 1.0
+MIN_RECONCILE_PERIOD_S = 1.0
+
+
+class Sweeper:
+    """The periodic upkeep of one instance."""
+
+    def __init__(self, instance: Instance) -> None:
+        self._instance = instance
+        self._next_room_sweep = 0.0
+        self._next_reconcile = 0.0
+
+    @property
+    def period_s(self) -> float:
+        return min(ROOM_SWEEP_PERIOD_S, self._instance.heartbeat_s / 4)
+
+    async def run(self) -> None:
+        """Sweep forever (cancelled when the instance stops); a failed pass is retried."""
+        while True:
+            await asyncio.sleep(self.period_s)
+            try:
+                await self.sweep_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("sweeper of instance %s failed; retrying", self._instance.instance_id)
+
+    async def sweep_once(self, *, force: bool = False) -> None:
+        """One pass; ``force`` runs every part now (tests, start-up)."""
+        instance = self._instance
+        now = time.monotonic()
+        was_unregistered = await instance.presence.register_instance(instance.instance_id, instance.liveness_ttl_ms)
+        for instance_id in await instance.presence.dead_instances():
+            if instance_id != instance.instance_id:
+                await self.reap(instance_id)
+        if force or now >= self._next_room_sweep:
+            self._next_room_sweep = now + ROOM_SWEEP_PERIOD_S
+            await close_due_rooms(instance)
+        if force or was_unregistered or now >= self._next_reconcile:
+            if was_unregistered and instance.sockets:
+                logger.warning(
+                    "instance %s was not registered (reaped, or Redis lost its data); re-asserting",
+                    instance.instance_id,
+                )
+            self._next_reconcile = now + max(MIN_RECONCILE_PERIOD_S, instance.heartbeat_s)
+            await self.reconcile()
+
+    async def reap(self, instance_id: str) -> None:
+        """Drop a dead instance's members; only the instance that wins the claim reaps."""
+        instance = self._instance
+        left = await instance.presence.reap_instance(instance_id)
+        if left:
+            logger.warning("instance %s is gone; %d participants dropped", instance_id, len(left))
+        for room_id, outcome in left:
+            await drop_departed(instance, room_id, outcome, LeaveReason.DISCONNECTED)
+
+    async def reconcile(self) -> None:
+        """Make presence and the room views agree with this instance's live sockets."""
+        instance = self._instance
+        presence = instance.presence
+        await presence.sync_connections(
+            instance.instance_id,
+            {client_id: conn.state.agent_id for client_id, conn in instance.sockets.items() if conn.state is not None},
+        )
+        for room_id in instance.membership.room_ids():
+            await self._reconcile_room(room_id)
+        for room_id, client_id in await presence.memberships(instance.instance_id):
+            await forget_ghost(instance, room_id, client_id)
+
+    async def _reconcile_room(self, room_id: str) -> None:
+        instance = self._instance
+        async with instance.membership.room(room_id) as view:
+            if view.is_closed or view.is_empty():
+                return
+            view.is_subscribed = False
+            await subscribe(instance, view)  # renew: the layer may have lost the group (Redis restart)
+            read_at = time.monotonic()
+            present = {m.client_id: m for m in await instance.presence.members(room_id)}
+            for client_id, conn in list(view.local.items()):
+                participant = conn.state.participant if conn.state is not None else None
+                if client_id in present or participant is None:
+                    continue
+                outcome = await instance.presence.join(room_id, participant, RESTORE_CAP)
+                if outcome.status in (JoinStatus.JOINED, JoinStatus.ALREADY):
+                    present[client_id] = participant
+                    text = encode_event(events.USER_JOINED, payloads.user_joined(room_id, participant))
+                    await instance.delivery.to_room(
+                        room_id, {"type": "room.joined", "participant": participant.dumps(), "text": text}
+                    )
+            for client_id, member in present.items():
+                if client_id in view.members or view.departed_since(client_id, read_at):
+                    continue
+                if member.instance_id == instance.instance_id and client_id not in view.local:
+                    continue  # a ghost of this instance: removed below, never announced
+                view.learn_joined(member)
+                text = encode_event(events.USER_JOINED, payloads.user_joined(room_id, member))
+                await view.deliver(text, notice=Notice.JOINED, subject=client_id)
+            for client_id, member in list(view.members.items()):
+                if client_id in present or not view.known_before(client_id, read_at):
+                    continue
+                view.learn_left(client_id)
+                text = encode_event(events.USER_LEFT, payloads.user_left(room_id, member, LeaveReason.DISCONNECTED))
+                await view.deliver(text, notice=Notice.LEFT, subject=client_id)
