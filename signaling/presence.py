@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from signaling.redis_options import retry_options
+
 
 @dataclass(frozen=True, slots=True)
 class Participant:
@@ -301,7 +303,9 @@ class RedisPresence:
     def __init__(self, url: str, *, prefix: str = "sig") -> None:
         # A bounded pool that waits for a free connection: a connect storm queues its
         # presence writes instead of failing them with "Too many connections".
-        pool = BlockingConnectionPool.from_url(url, max_connections=REDIS_MAX_CONNECTIONS, timeout=REDIS_POOL_TIMEOUT_S)
+        pool = BlockingConnectionPool.from_url(
+            url, max_connections=REDIS_MAX_CONNECTIONS, timeout=REDIS_POOL_TIMEOUT_S, **retry_options()
+        )
         self._pool = pool
         self._redis: Redis = Redis(connection_pool=pool)
         self._p = prefix

@@ -90,10 +90,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 
 if SIGNALING.redis_url:
+    from signaling.redis_options import redis_connection_options
+
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [SIGNALING.redis_url], "prefix": SIGNALING.redis_prefix + ":layer:"},
+            "CONFIG": {"hosts": [redis_connection_options(SIGNALING.redis_url)], "prefix": SIGNALING.redis_prefix + ":layer:"},
         }
     }
 else:

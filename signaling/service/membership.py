@@ -62,6 +62,7 @@ class RoomView:
     local: dict[str, Connection] = field(default_factory=dict)
     pending: dict[str, PendingJoiner] = field(default_factory=dict)
     known_since: dict[str, float] = field(default_factory=dict)
+    suspects: set[str] = field(default_factory=set)
     departed_at: dict[str, float] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     users: int = 0
@@ -84,6 +85,7 @@ class RoomView:
         """Forget a member; None when it was not known (nothing to tell)."""
         participant = self.members.pop(client_id, None)
         self.known_since.pop(client_id, None)
+        self.suspects.discard(client_id)
         now = time.monotonic()
         self.departed_at[client_id] = now
         if len(self.departed_at) > 64:
@@ -99,6 +101,19 @@ class RoomView:
         """True when the member was learnt before ``since``."""
         at = self.known_since.get(client_id)
         return at is not None and at < since
+
+    def suspect(self, client_id: str) -> bool:
+        """Reconciliation found the member missing from presence: True when it was missing
+        on the previous pass too (then it is gone)."""
+        if client_id in self.suspects:
+            self.suspects.discard(client_id)
+            return True
+        self.suspects.add(client_id)
+        return False
+
+    def unsuspect(self, client_id: str) -> None:
+        """The member is present (again)."""
+        self.suspects.discard(client_id)
 
     def is_empty(self) -> bool:
         """No local socket is in the room or joining it."""

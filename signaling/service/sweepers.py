@@ -7,10 +7,12 @@ lifespan events) runs every heartbeat/4:
   instance within 1.75 x heartbeat < 2 x heartbeat (SPEC section 5);
 - reaping: the members of instances whose key expired are dropped, and their rooms told;
 - rooms (every second): close rooms whose maxDuration or empty timeout passed;
-- reconciliation (every heartbeat, and at once when this instance finds itself unregistered:
-  reaped while alive, or Redis restarted): presence is made to hold exactly this instance's
-  live sockets and memberships, the room subscriptions are renewed, and each room view is
-  compared with presence; whatever the local sockets were not told is told now.
+- reconciliation (every heartbeat, at least 1 s apart, and at once when this instance finds
+  itself unregistered: reaped while alive, or Redis restarted): presence is made to hold
+  exactly this instance's live sockets and memberships, the room subscriptions are renewed,
+  and each room view is compared with presence; whatever the local sockets were not told is
+  told now. A member missing from presence is told gone only when it is still missing on
+  the next pass (after a Redis restart every instance re-asserts its own first).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING
+
+from redis.exceptions import RedisError
 
 from signaling.presence import JoinStatus
 from signaling.protocol import encode_event
@@ -98,7 +102,11 @@ class Sweeper:
             {client_id: conn.state.agent_id for client_id, conn in instance.sockets.items() if conn.state is not None},
         )
         for room_id in instance.membership.room_ids():
-            await self._reconcile_room(room_id)
+            try:
+                await self._reconcile_room(room_id)
+            except RedisError:
+                # One room's failure (Redis still restarting) does not stop the others.
+                logger.warning("reconciliation of room %s failed; retried next pass", room_id, exc_info=True)
         for room_id, client_id in await presence.memberships(instance.instance_id):
             await forget_ghost(instance, room_id, client_id)
 
@@ -132,6 +140,11 @@ class Sweeper:
                 await view.deliver(text, notice=Notice.JOINED, subject=client_id)
             for client_id, member in list(view.members.items()):
                 if client_id in present or not view.known_before(client_id, read_at):
+                    view.unsuspect(client_id)
+                    continue
+                if not view.suspect(client_id):
+                    # Missing once: its instance may be re-asserting it (Redis restarted);
+                    # told only when still missing on the next pass.
                     continue
                 view.learn_left(client_id)
                 text = encode_event(events.USER_LEFT, payloads.user_left(room_id, member, LeaveReason.DISCONNECTED))

@@ -61,9 +61,11 @@ class Peer:
             self.known.discard(payload["clientId"])
 
 
-async def open_peers(sio_client: Callable[[], SioClient], servers: list[LiveServer]) -> list[list[Peer]]:
-    """ROOMS rooms of PEERS_PER_ROOM connected (not yet joined) peers, spread over ``servers``."""
-    rooms = [await servers[0].acreate_room() for _ in range(ROOMS)]
+async def open_peers(
+    sio_client: Callable[[], SioClient], servers: list[LiveServer], room_count: int = ROOMS
+) -> list[list[Peer]]:
+    """``room_count`` rooms of PEERS_PER_ROOM connected (not yet joined) peers, spread over ``servers``."""
+    rooms = [await servers[0].acreate_room() for _ in range(room_count)]
     peers: list[list[Peer]] = []
     connects = []
     for r, room in enumerate(rooms):
@@ -223,8 +225,7 @@ async def test_after_a_redis_restart_presence_and_relays_are_whole_again(
 ) -> None:
     # given: two daphnes over a Redis of this test's own, peers joined on both
     servers = live_servers(count=2, env=cluster_env(own_redis.url))
-    peers = await open_peers(sio_client, servers)
-    peers = peers[:5]
+    peers = await open_peers(sio_client, servers, room_count=5)
     await asyncio.gather(*(peer.join() for row in peers for peer in row))
     await settle_views(peers)
     expected = len(peers) * PEERS_PER_ROOM
