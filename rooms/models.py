@@ -72,6 +72,7 @@ class Room(models.Model):
     closed_at = models.DateTimeField(null=True, blank=True, db_index=True)
     occupancy_version = models.BigIntegerField(
         default=0,
+        db_default=0,
         editable=False,
         help_text="Presence membership version of the last occupied/empty mark (newer marks win).",
     )

@@ -12,6 +12,7 @@ class Migration(migrations.Migration):
             name="occupancy_version",
             field=models.BigIntegerField(
                 default=0,
+                db_default=0,
                 editable=False,
                 help_text="Presence membership version of the last occupied/empty mark (newer marks win).",
             ),
