@@ -1,6 +1,6 @@
 """Django admin for rooms: browse, search, and close rooms (which tells their sockets).
 
-Closing goes through ``rooms.services.close_room``; ``room_closed`` is broadcast from
+Closing goes through ``rooms.services.close_room_row``; ``room_closed`` is broadcast from
 ``transaction.on_commit`` via ``signaling.service.api`` (``rooms.views.announce_closed_on_commit``).
 """
 
@@ -69,7 +69,7 @@ class RoomAdmin(admin.ModelAdmin):
         for room_id in queryset.values_list("id", flat=True):
             with transaction.atomic():
                 try:
-                    room = services.close_room(room_id, CloseReason.DELETED)
+                    room = services.close_room_row(room_id, CloseReason.DELETED)
                 except Room.DoesNotExist:
                     continue  # deleted from the table meanwhile: nothing to close
                 if room is not None:

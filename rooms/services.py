@@ -65,7 +65,7 @@ def create_room(
     )
 
 
-def close_room(room_id: str, reason: CloseReason | str) -> Room | None:
+def close_room_row(room_id: str, reason: CloseReason | str) -> Room | None:
     """Close an open room, once, whoever else tries at the same time.
 
     One ``UPDATE ... WHERE closed_at IS NULL``: of concurrent callers exactly one wins.

@@ -163,7 +163,7 @@ class RoomViewSet(viewsets.GenericViewSet):
         if room.is_closed:
             raise RoomClosed()
         with transaction.atomic():
-            closed = services.close_room(room.id, CloseReason.DELETED)
+            closed = services.close_room_row(room.id, CloseReason.DELETED)
             # None: another request closed it between our read and our update.
             if closed is None:
                 raise RoomClosed()

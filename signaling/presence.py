@@ -110,8 +110,8 @@ class PresenceStore(Protocol):
     async def member(self, room_id: str, client_id: str) -> Participant | None: ...
     async def memberships(self, instance_id: str) -> list[tuple[str, str]]: ...
     async def counts(self, room_ids: list[str]) -> dict[str, int]: ...
-    async def close_room(self, room_id: str) -> list[Participant]: ...
-    async def close_if_empty(self, room_id: str) -> int: ...
+    async def mark_closed(self, room_id: str) -> list[Participant]: ...
+    async def mark_closed_if_empty(self, room_id: str) -> int: ...
     async def dead_instances(self) -> list[str]: ...
     async def reap_instance(self, instance_id: str) -> list[tuple[str, LeaveOutcome]]: ...
     async def stats(self) -> PresenceStats: ...
@@ -193,11 +193,11 @@ class MemoryPresence:
     async def counts(self, room_ids: list[str]) -> dict[str, int]:
         return {room_id: len(self._rooms.get(room_id, ())) for room_id in room_ids}
 
-    async def close_room(self, room_id: str) -> list[Participant]:
+    async def mark_closed(self, room_id: str) -> list[Participant]:
         self._closed.add(room_id)
         return list(self._rooms.pop(room_id, {}).values())
 
-    async def close_if_empty(self, room_id: str) -> int:
+    async def mark_closed_if_empty(self, room_id: str) -> int:
         """Close the room if nobody is in it: 0 when closed (or closed already), else its version."""
         if self._rooms.get(room_id):
             return self._versions.get(room_id, 0) or 1
@@ -253,7 +253,7 @@ return {raw, n, version}
 
 # KEYS: room hash, closed set, version key. ARGV: room id.
 # 0: closed (joins refused from now on); otherwise the version of the occupied room.
-_CLOSE_IF_EMPTY_LUA = """
+_MARK_CLOSED_IF_EMPTY_LUA = """
 if redis.call('HLEN', KEYS[1]) > 0 then
   local version = tonumber(redis.call('GET', KEYS[3]) or '1')
   if version < 1 then version = 1 end
@@ -312,7 +312,7 @@ class RedisPresence:
         self._join = self._redis.register_script(_JOIN_LUA)
         self._leave = self._redis.register_script(_LEAVE_LUA)
         self._close = self._redis.register_script(_CLOSE_LUA)
-        self._close_if_empty = self._redis.register_script(_CLOSE_IF_EMPTY_LUA)
+        self._close_if_empty = self._redis.register_script(_MARK_CLOSED_IF_EMPTY_LUA)
         self._sync_connections = self._redis.register_script(_SYNC_CONNECTIONS_LUA)
         self._participants = self._redis.register_script(_PARTICIPANTS_LUA)
 
@@ -412,14 +412,14 @@ class RedisPresence:
             replies = await pipe.execute()
         return {room_id: int(n) for room_id, n in zip(room_ids, replies, strict=True)}
 
-    async def close_room(self, room_id: str) -> list[Participant]:
+    async def mark_closed(self, room_id: str) -> list[Participant]:
         reply = await self._close(
             keys=[self._room(room_id), self._active, self._closed],
             args=[room_id, f"{self._p}:memberships:"],
         )
         return [Participant.loads(raw) for raw in reply]
 
-    async def close_if_empty(self, room_id: str) -> int:
+    async def mark_closed_if_empty(self, room_id: str) -> int:
         """Close the room if nobody is in it: 0 when closed (or closed already), else its version."""
         keys = [self._room(room_id), self._closed, self._version(room_id)]
         return int(await self._close_if_empty(keys=keys, args=[room_id]))

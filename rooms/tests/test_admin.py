@@ -57,7 +57,7 @@ def test_close_action_closes_open_rooms_and_announces_after_commit(
 ) -> None:
     # given two open rooms and one already expired
     first, second, expired = make_room(), make_room(), make_room()
-    services.close_room(expired.id, CloseReason.EXPIRED)
+    services.close_room_row(expired.id, CloseReason.EXPIRED)
     # when
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(

@@ -29,7 +29,7 @@ def test_stats_counts_every_room_ever_and_live_cluster_figures(
     # given three rooms ever, one closed, and a cluster with live sockets
     make_room()
     make_room()
-    services.close_room(make_room().id, CloseReason.DELETED)
+    services.close_room_row(make_room().id, CloseReason.DELETED)
     cluster = {"connections": 7, "participants": 5, "activeRooms": 2, "instances": 3}
     monkeypatch.setattr(live, "cluster_stats", lambda: cluster)
     # when

@@ -310,7 +310,7 @@ def test_list_rooms_is_a_drf_page_of_open_rooms_newest_first(
     Room.objects.filter(pk=older.pk).update(created_at=timezone.now() - timedelta(minutes=5))
     older.refresh_from_db()
     closed = make_room(name="closed")
-    services.close_room(closed.id, CloseReason.DELETED)
+    services.close_room_row(closed.id, CloseReason.DELETED)
     # when
     response = api_client.get("/api/rooms")
     # then
@@ -462,7 +462,7 @@ def test_closed_room_detail_answers_200_with_closed_fields(
 ) -> None:
     # given
     room = make_room()
-    closed = services.close_room(room.id, CloseReason.MAX_DURATION)
+    closed = services.close_room_row(room.id, CloseReason.MAX_DURATION)
     assert closed is not None and closed.closed_at is not None
     # when
     response = api_client.get(f"/api/rooms/{room.id}")
@@ -588,7 +588,7 @@ def test_delete_of_closed_room_answers_410_and_announces_nothing(
     announced: list[tuple[str, str]],
 ) -> None:
     room = make_room()
-    services.close_room(room.id, CloseReason.EXPIRED)
+    services.close_room_row(room.id, CloseReason.EXPIRED)
     response = client_as("agent-fawzi").delete(f"/api/rooms/{room.id}")
     assert (response.status_code, response.json()) == (
         410,
@@ -687,7 +687,7 @@ def test_join_respects_a_lowered_global_cap(
 
 def test_join_of_closed_room_answers_410(client_as: Callable[..., APIClient], make_room: Callable[..., Room]) -> None:
     room = make_room()
-    services.close_room(room.id, CloseReason.DELETED)
+    services.close_room_row(room.id, CloseReason.DELETED)
     response = client_as().post(f"/api/rooms/{room.id}/join")
     assert (response.status_code, response.json()) == (
         410,

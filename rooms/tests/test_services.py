@@ -23,12 +23,12 @@ def test_create_room_arms_the_empty_room_expiry(settings: Any) -> None:
     assert (room.type, room.max_participants, room.is_closed) == ("video", 10, False)
 
 
-def test_close_room_closes_once(make_room: Callable[..., Room]) -> None:
+def test_close_room_row_closes_once(make_room: Callable[..., Room]) -> None:
     # given
     room = make_room()
     # when
-    first = services.close_room(room.id, CloseReason.MAX_DURATION)
-    second = services.close_room(room.id, CloseReason.DELETED)
+    first = services.close_room_row(room.id, CloseReason.MAX_DURATION)
+    second = services.close_room_row(room.id, CloseReason.DELETED)
     # then
     assert first is not None
     assert (first.id, first.is_closed, first.close_reason) == (
@@ -43,13 +43,13 @@ def test_close_room_closes_once(make_room: Callable[..., Room]) -> None:
 
 def test_close_unknown_room_raises_does_not_exist() -> None:
     with pytest.raises(Room.DoesNotExist):
-        services.close_room("r_nope", CloseReason.DELETED)
+        services.close_room_row("r_nope", CloseReason.DELETED)
 
 
-def test_close_room_rejects_an_unknown_reason(make_room: Callable[..., Room]) -> None:
+def test_close_room_row_rejects_an_unknown_reason(make_room: Callable[..., Room]) -> None:
     room = make_room()
     with pytest.raises(ValueError):
-        services.close_room(room.id, "bored")
+        services.close_room_row(room.id, "bored")
     room.refresh_from_db()
     assert room.is_closed is False
 
@@ -82,7 +82,7 @@ def test_concurrent_closes_close_exactly_once(db: None) -> None:
 
     def close(reason: CloseReason) -> bool:
         try:
-            return services.close_room(room.id, reason) is not None
+            return services.close_room_row(room.id, reason) is not None
         finally:
             connections.close_all()
 

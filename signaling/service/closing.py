@@ -1,6 +1,6 @@
 """Closing a room: the one path, whatever the reason (SPEC sections 2 and 4).
 
-The row is closed by ``rooms.services.close_room`` (the only writer of ``closed_at``); then
+The row is closed by ``rooms.services.close_room_row`` (the only writer of ``closed_at``); then
 :func:`room_closed` makes presence and every socket follow. REST DELETE and the admin close
 the row in their own transaction and call :func:`room_closed` on commit; the sweeper calls
 :func:`close_room`, which does both. The order makes every step atomic where instances race:
@@ -46,12 +46,12 @@ async def close_room(instance: Instance, room_id: str, reason: CloseReason | str
     """
     reason = CloseReason(reason)
     if reason is CloseReason.EXPIRED:
-        version = await instance.presence.close_if_empty(room_id)
+        version = await instance.presence.mark_closed_if_empty(room_id)
         if version:
             await run_db(occupancy.cancel_expiry, room_id, version)
             return False
     try:
-        room = await run_db(room_services.close_room, room_id, reason)
+        room = await run_db(room_services.close_room_row, room_id, reason)
     except Room.DoesNotExist as exc:
         raise RoomNotFound(room_id) from exc
     if room is None:
@@ -62,7 +62,7 @@ async def close_room(instance: Instance, room_id: str, reason: CloseReason | str
 
 async def room_closed(instance: Instance, room_id: str, reason: str) -> None:
     """The row is closed: presence refuses joins, every member everywhere gets `room_closed`."""
-    members = await instance.presence.close_room(room_id)
+    members = await instance.presence.mark_closed(room_id)
     logger.info("room %s closed (%s), %d participants out", room_id, reason, len(members))
     text = encode_event(events.ROOM_CLOSED, payloads.room_closed(room_id, reason))
     await close_here(instance, room_id, text)

@@ -107,8 +107,8 @@ async def test_close_if_empty_closes_only_an_empty_room(store: PresenceStore) ->
     alice = member("alice")
     await store.join("r_busy", alice, 4)
     # when
-    busy = await store.close_if_empty("r_busy")
-    empty = await store.close_if_empty("r_empty")
+    busy = await store.mark_closed_if_empty("r_busy")
+    empty = await store.mark_closed_if_empty("r_empty")
     # then: the occupied room answers its version and stays open; the empty one is closed
     assert busy == 1
     assert empty == 0
@@ -184,7 +184,7 @@ async def test_close_returns_members_and_refuses_later_joins(store: PresenceStor
     await store.join("r_1", alice, 10)
     await store.join("r_1", bob, 10)
     # when
-    members = await store.close_room("r_1")
+    members = await store.mark_closed("r_1")
     # then
     assert by_id(members) == [alice, bob]
     assert await store.join("r_1", member("carol"), 10) == JoinOutcome(JoinStatus.CLOSED, [])

@@ -212,7 +212,7 @@ async def test_join_of_unknown_room_is_room_not_found(signaling: Harness) -> Non
 async def test_join_of_closed_room_is_room_closed(signaling: Harness, open_room: Any) -> None:
     # given
     room = await open_room()
-    await sync_to_async(room_services.close_room)(room.id, "deleted")
+    await sync_to_async(room_services.close_room_row)(room.id, "deleted")
     alice = await signaling.connect("agent-alice")
     # when
     await alice.emit("join_room", {"roomId": room.id})
