@@ -14,7 +14,10 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
@@ -26,6 +29,7 @@ VALIDATION_CODE = "invalid"
 VALIDATION_DETAIL = "The request is invalid."
 NOT_FOUND_CODE = "not_found"
 SERVER_ERROR_CODE = "server_error"
+UNAVAILABLE_RETRY_AFTER_S = 5
 
 
 class RoomNotFound(exceptions.NotFound):
@@ -56,6 +60,19 @@ class Forbidden(exceptions.PermissionDenied):
 
     default_detail = "You do not have permission to perform this action."
     default_code = "forbidden"
+
+
+class Unavailable(exceptions.APIException):
+    """503: the database or Redis did not answer this request (an outage); retry later."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The service cannot reach its database or Redis right now; retry later."
+    default_code = "unavailable"
+    wait = UNAVAILABLE_RETRY_AFTER_S
+
+
+# Connection-level failures of the database or Redis (not integrity errors: those are bugs).
+BACKEND_FAILURES = (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError)
 
 
 class NotReady(exceptions.APIException):
@@ -105,6 +122,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     Returns None for non-API exceptions, which Django then turns into a JSON 500
     through :func:`server_error`.
     """
+    if isinstance(exc, BACKEND_FAILURES):
+        logger.warning("%s %s: a backend did not answer: %s", context["request"].method, context["request"].path, exc)
+        exc = Unavailable()
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

@@ -48,7 +48,7 @@ async def close_room(instance: Instance, room_id: str, reason: CloseReason | str
     if reason is CloseReason.EXPIRED:
         version = await instance.presence.mark_closed_if_empty(room_id)
         if version:
-            await run_db(occupancy.cancel_expiry, room_id, version)
+            await instance.occupancy.write(occupancy.cancel_expiry, room_id, version)
             return False
     try:
         room = await run_db(room_services.close_room_row, room_id, reason)

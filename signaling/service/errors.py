@@ -22,6 +22,9 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     UNKNOWN_EVENT = "unknown_event"
+    # Beyond SPEC section 3: Redis or the database did not answer; the socket stays connected
+    # and may retry (docs/protocol.md).
+    UNAVAILABLE = "unavailable"
 
 
 class LeaveReason(StrEnum):

@@ -24,6 +24,7 @@ from signaling.presence import MemoryPresence, Participant, PresenceStore, Redis
 from signaling.service.closing import close_here
 from signaling.service.delivery import Delivery
 from signaling.service.membership import Membership, Notice
+from signaling.service.occupancy_marks import OccupancyMarks
 from signaling.service.policies import RoomPolicies
 from signaling.service.sweepers import Sweeper
 
@@ -44,6 +45,7 @@ class Instance:
         self.delivery = Delivery(is_clustered=is_clustered)
         self.membership = Membership()
         self.policies = RoomPolicies()
+        self.occupancy = OccupancyMarks()
         self.sockets: dict[str, Connection] = {}
         self.sweeper = Sweeper(self)
         self.instance_id = ""
@@ -69,7 +71,8 @@ class Instance:
             self._loop = loop
             self._tasks = [
                 loop.create_task(self._inbox(), name="signaling-inbox"),
-                loop.create_task(self.sweeper.run(), name="signaling-sweeper"),
+                loop.create_task(self.sweeper.run_liveness(), name="signaling-liveness"),
+                loop.create_task(self.sweeper.run_upkeep(), name="signaling-upkeep"),
             ]
             logger.info(
                 "signaling instance %s started (%s)",

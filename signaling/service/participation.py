@@ -26,7 +26,6 @@ from rooms import occupancy
 from signaling.presence import JoinStatus, LeaveOutcome, Participant
 from signaling.protocol import encode_event
 from signaling.service import events, payloads
-from signaling.service.database import run_db
 from signaling.service.errors import ErrorCode, LeaveReason, SignalingError
 from signaling.service.membership import Notice, RoomView
 
@@ -78,9 +77,9 @@ async def tell_left(instance: Instance, view: RoomView, participant: Participant
     await instance.delivery.to_room(view.room_id, {"type": "room.left", "client": client_id, "text": text})
 
 
-async def room_emptied(room_id: str, version: int) -> None:
+async def room_emptied(instance: Instance, room_id: str, version: int) -> None:
     """The last participant left: arm the ROOM_TIMEOUT expiry (unless a newer mark won)."""
-    await run_db(occupancy.mark_empty, room_id, version)
+    await instance.occupancy.write(occupancy.mark_empty, room_id, version)
 
 
 async def join(
@@ -147,7 +146,7 @@ async def _join_held(
         view.drop_pending(me.client_id)
         left = await instance.presence.leave(room_id, me.client_id)
         if left is not None and left.remaining == 0:
-            await room_emptied(room_id, left.version)
+            await room_emptied(instance, room_id, left.version)
         if view.is_closed:
             raise SignalingError(ErrorCode.ROOM_CLOSED, "the room is closed")
         return None
@@ -164,7 +163,7 @@ async def _join_held(
     state.room_id, state.participant = room_id, me
     if len(outcome.members) == 1:
         # The first joiner: the row is marked before anyone hears of the join.
-        await run_db(occupancy.mark_occupied, room_id, outcome.version, policy.max_duration_min)
+        await instance.occupancy.write(occupancy.mark_occupied, room_id, outcome.version, policy.max_duration_min)
     await _send_joined(conn, room, me, outcome.members, ack_id, view=view)
     await tell_joined(instance, view, me)
     return previous
@@ -204,7 +203,7 @@ async def leave(instance: Instance, state: SocketState, room_id: str, reason: Le
                 return
             await tell_left(instance, view, outcome.participant, reason)
             if outcome.remaining == 0:
-                await room_emptied(room_id, outcome.version)
+                await room_emptied(instance, room_id, outcome.version)
         finally:
             await release(instance, view)
 
@@ -217,7 +216,7 @@ async def drop_departed(instance: Instance, room_id: str, outcome: LeaveOutcome,
         finally:
             await release(instance, view)
     if outcome.remaining == 0:
-        await room_emptied(room_id, outcome.version)
+        await room_emptied(instance, room_id, outcome.version)
 
 
 async def forget_ghost(instance: Instance, room_id: str, client_id: str) -> None:
@@ -235,4 +234,4 @@ async def forget_ghost(instance: Instance, room_id: str, client_id: str) -> None
         finally:
             await release(instance, view)
     if outcome.remaining == 0:
-        await room_emptied(room_id, outcome.version)
+        await room_emptied(instance, room_id, outcome.version)

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from rooms.tokens import Identity, TokenErrorCode, TokenRejected, authenticate_token
 from signaling.consumers.connection import Connection, new_sid
@@ -38,6 +41,8 @@ from signaling.service.instance import Instance, get_instance
 logger = logging.getLogger(__name__)
 
 ROOT_NAMESPACE = "/"
+# Redis or the database not answering: the event is answered `unavailable`, the socket stays.
+BACKEND_FAILURES = (RedisConnectionError, RedisTimeoutError, OperationalError, InterfaceError)
 
 
 @dataclass(slots=True)
@@ -178,11 +183,21 @@ class SignalingApp:
                     await conn.send_sio_text(encode_ack(event.ack_id, [{"ok": True, "roomId": room_id}]))
             else:
                 raise SignalingError(ErrorCode.UNKNOWN_EVENT, f"unknown event {name!r}")
+        except BACKEND_FAILURES as exc:
+            logger.warning("event %r of %s failed: a backend did not answer (%s)", event.event, state.client_id, exc)
+            await self._refuse(
+                conn, event, SignalingError(ErrorCode.UNAVAILABLE, "the server cannot reach its store; retry")
+            )
         except SignalingError as exc:
-            if event.ack_id is not None:
-                await conn.send_sio_text(encode_ack(event.ack_id, [exc.ack_payload()]))
-            else:
-                await conn.send_sio_text(encode_event(events.ERROR, exc.event_payload(str(event.event))))
+            await self._refuse(conn, event, exc)
+
+    @staticmethod
+    async def _refuse(conn: Connection, event: SioEventReceived, exc: SignalingError) -> None:
+        """The ack `{ok: false, error}`, or an `error` event when the client asked no ack."""
+        if event.ack_id is not None:
+            await conn.send_sio_text(encode_ack(event.ack_id, [exc.ack_payload()]))
+        else:
+            await conn.send_sio_text(encode_event(events.ERROR, exc.event_payload(str(event.event))))
 
     async def _relay(
         self, conn: Connection, state: SocketState, request: payloads.RelayRequest, ack_id: int | None

@@ -1,7 +1,8 @@
 """Background upkeep of one instance: liveness, dead instances, due rooms, reconciliation.
 
-One task per instance (started lazily with the first connection or request: daphne sends no
-lifespan events) runs every heartbeat/4:
+Two tasks per instance (started lazily with the first connection or request: daphne sends
+no lifespan events) run every heartbeat/4, liveness and reaping in one, the rest in the other
+(so that slow upkeep never delays the liveness key):
 
 - liveness: refresh this instance's key (TTL 1.5 x heartbeat), so a peer reaps a dead
   instance within 1.75 x heartbeat < 2 x heartbeat (SPEC section 5);
@@ -20,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
@@ -30,6 +31,7 @@ from signaling.service import events, payloads
 from signaling.service.closing import close_due_rooms
 from signaling.service.errors import LeaveReason
 from signaling.service.membership import Notice
+from signaling.service.occupancy_marks import DATABASE_DOWN
 from signaling.service.participation import RESTORE_CAP, drop_departed, forget_ghost, subscribe
 
 if TYPE_CHECKING:
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+BACKEND_FAILURES = (RedisError, *DATABASE_DOWN)
 ROOM_SWEEP_PERIOD_S = 1.0
 MIN_RECONCILE_PERIOD_S = 1.0
 
@@ -48,39 +51,65 @@ class Sweeper:
         self._instance = instance
         self._next_room_sweep = 0.0
         self._next_reconcile = 0.0
+        self._is_reassert_due = False
 
     @property
     def period_s(self) -> float:
         return min(ROOM_SWEEP_PERIOD_S, self._instance.heartbeat_s / 4)
 
-    async def run(self) -> None:
-        """Sweep forever (cancelled when the instance stops); a failed pass is retried."""
+    async def run_liveness(self) -> None:
+        """Refresh liveness and reap dead instances forever; nothing else runs in this task,
+        so slow upkeep (many rooms, a slow database) never delays the liveness key."""
+        await self._forever("liveness", self.liveness_once)
+
+    async def run_upkeep(self) -> None:
+        """Close due rooms and reconcile forever."""
+        await self._forever("upkeep", self.upkeep_once)
+
+    async def _forever(self, name: str, step: Any) -> None:
         while True:
             await asyncio.sleep(self.period_s)
             try:
-                await self.sweep_once()
+                await step()
             except asyncio.CancelledError:
                 raise
+            except BACKEND_FAILURES as exc:
+                logger.warning(
+                    "%s of instance %s: a backend did not answer (%s); retrying", name, self._instance.instance_id, exc
+                )
             except Exception:
-                logger.exception("sweeper of instance %s failed; retrying", self._instance.instance_id)
+                logger.exception("%s of instance %s failed; retrying", name, self._instance.instance_id)
 
     async def sweep_once(self, *, force: bool = False) -> None:
-        """One pass; ``force`` runs every part now (tests, start-up)."""
+        """One pass of both (tests); ``force`` runs every part now."""
+        await self.liveness_once()
+        await self.upkeep_once(force=force)
+
+    async def liveness_once(self) -> None:
+        """Refresh this instance's key; reap instances whose key expired."""
         instance = self._instance
-        now = time.monotonic()
         was_unregistered = await instance.presence.register_instance(instance.instance_id, instance.liveness_ttl_ms)
-        for instance_id in await instance.presence.dead_instances():
-            if instance_id != instance.instance_id:
-                await self.reap(instance_id)
-        if force or now >= self._next_room_sweep:
-            self._next_room_sweep = now + ROOM_SWEEP_PERIOD_S
-            await close_due_rooms(instance)
-        if force or was_unregistered or now >= self._next_reconcile:
-            if was_unregistered and instance.sockets:
+        if was_unregistered:
+            self._is_reassert_due = True
+            if instance.sockets:
                 logger.warning(
                     "instance %s was not registered (reaped, or Redis lost its data); re-asserting",
                     instance.instance_id,
                 )
+        for instance_id in await instance.presence.dead_instances():
+            if instance_id != instance.instance_id:
+                await self.reap(instance_id)
+
+    async def upkeep_once(self, *, force: bool = False) -> None:
+        """Close due rooms (every second); reconcile when due, or at once after a re-registration."""
+        instance = self._instance
+        now = time.monotonic()
+        if force or now >= self._next_room_sweep:
+            self._next_room_sweep = now + ROOM_SWEEP_PERIOD_S
+            await instance.occupancy.retry()
+            await close_due_rooms(instance)
+        if force or self._is_reassert_due or now >= self._next_reconcile:
+            self._is_reassert_due = False
             self._next_reconcile = now + max(MIN_RECONCILE_PERIOD_S, instance.heartbeat_s)
             await self.reconcile()
 

@@ -62,6 +62,7 @@ ENUMS: dict[tuple[str, str], frozenset[str]] = {
             "not_in_room",
             "target_not_found",
             "rate_limited",
+            "unavailable",
             "payload_too_large",
             "unknown_event",
         }
