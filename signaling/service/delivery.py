@@ -35,6 +35,7 @@ class Delivery:
         self.is_clustered = is_clustered
         self.inbox = ""
         self._layer: Any = None
+        self._is_repair_due = False
 
     @property
     def layer(self) -> Any:
@@ -71,6 +72,41 @@ class Delivery:
     async def to_instance(self, instance_id: str, message: dict[str, Any]) -> None:
         """One message to one instance's inbox."""
         await self.layer.send(instance_id, message)
+
+    def suspect_layer(self) -> None:
+        """Redis failed or lost its data: re-subscribe on the next :meth:`repair`."""
+        self._is_repair_due = True
+
+    async def repair(self) -> int:
+        """After Redis trouble, subscribe the pub/sub layer's channels again; returns how many.
+
+        channels_redis's ``RedisPubSubChannelLayer`` (4.3) does not recover from a Redis outage
+        longer than the connection retries: redis-py reconnects the PubSub connection but the
+        server no longer has its subscriptions, while the client still believes it has, so
+        this instance would receive nothing again (seen in ``test_outages.py``). SUBSCRIBE is
+        idempotent, so every channel the shard tracks is subscribed again. Relies on the
+        shard attributes ``_pubsub``, ``_subscribed_to`` and ``_lock``, checked by
+        ``signaling/tests/integration/test_layer_internals.py``.
+        """
+        if not self._is_repair_due:
+            return 0
+        self._is_repair_due = False
+        repaired = 0
+        for shard in getattr(self.layer, "_shards", ()):
+            pubsub = shard._pubsub
+            channels = sorted(shard._subscribed_to)
+            if pubsub is None or not channels:
+                continue
+            try:
+                async with shard._lock:
+                    await pubsub.subscribe(*channels)
+            except BaseException:
+                self._is_repair_due = True  # Redis still away: next pass
+                raise
+            repaired += len(channels)
+        if repaired:
+            logger.warning("channel layer subscriptions renewed after Redis trouble (%d channels)", repaired)
+        return repaired
 
     async def probe(self) -> None:
         """Raise when the channel layer does not answer (readiness)."""

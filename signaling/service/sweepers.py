@@ -74,6 +74,8 @@ class Sweeper:
             except asyncio.CancelledError:
                 raise
             except BACKEND_FAILURES as exc:
+                if isinstance(exc, RedisError):
+                    self._instance.delivery.suspect_layer()
                 logger.warning(
                     "%s of instance %s: a backend did not answer (%s); retrying", name, self._instance.instance_id, exc
                 )
@@ -91,6 +93,7 @@ class Sweeper:
         was_unregistered = await instance.presence.register_instance(instance.instance_id, instance.liveness_ttl_ms)
         if was_unregistered:
             self._is_reassert_due = True
+            self._instance.delivery.suspect_layer()
             if instance.sockets:
                 logger.warning(
                     "instance %s was not registered (reaped, or Redis lost its data); re-asserting",
@@ -126,6 +129,7 @@ class Sweeper:
         """Make presence and the room views agree with this instance's live sockets."""
         instance = self._instance
         presence = instance.presence
+        await instance.delivery.repair()
         await presence.sync_connections(
             instance.instance_id,
             {client_id: conn.state.agent_id for client_id, conn in instance.sockets.items() if conn.state is not None},
