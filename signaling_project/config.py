@@ -23,6 +23,7 @@ from dotenv import dotenv_values
 logger = logging.getLogger(__name__)
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMATS = ("text", "json")
 # Where DEV_MODE keeps its generated secret so that tokens survive a restart.
 DEV_SECRET_FILENAME = ".dev-jwt-secret"
 MIN_SECRET_LENGTH = 16
@@ -57,6 +58,8 @@ class Config:
     dev_secret_generated: bool = False
     allowed_hosts: tuple[str, ...] = ("*",)
     redis_prefix: str = "sig"
+    metrics_token: str | None = None
+    log_format: str = "text"
 
     @property
     def cors_allow_all(self) -> bool:
@@ -158,7 +161,16 @@ def load_config(environ: Mapping[str, str], *, data_dir: Path | None = None) -> 
         dev_secret_generated=generated,
         allowed_hosts=hosts or ("*",),
         redis_prefix=_prefix(env),
+        metrics_token=env.get("METRICS_TOKEN", "").strip() or None,
+        log_format=_log_format(env),
     )
+
+
+def _log_format(env: Mapping[str, str]) -> str:
+    raw = env.get("LOG_FORMAT", "text").strip().lower() or "text"
+    if raw not in LOG_FORMATS:
+        raise ConfigError(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, got {env['LOG_FORMAT']!r}")
+    return raw
 
 
 def _prefix(env: Mapping[str, str]) -> str:

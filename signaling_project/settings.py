@@ -95,7 +95,10 @@ if SIGNALING.redis_url:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [redis_connection_options(SIGNALING.redis_url)], "prefix": SIGNALING.redis_prefix + ":layer:"},
+            "CONFIG": {
+                "hosts": [redis_connection_options(SIGNALING.redis_url)],
+                "prefix": SIGNALING.redis_prefix + ":layer:",
+            },
         }
     }
 else:
@@ -163,8 +166,19 @@ SPECTACULAR_SETTINGS = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        # LOG_FORMAT=json: one JSON object per line (python-json-logger), for log shippers.
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": ["asctime", "levelname", "name", "message"],
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "filters": {"context": {"()": "signaling.log_context.ContextFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": SIGNALING.log_format, "filters": ["context"]}
+    },
     "root": {"handlers": ["console"], "level": SIGNALING.log_level.upper()},
     "loggers": {
         "django": {"level": max(logging.INFO, logging.getLevelName(SIGNALING.log_level.upper()))},

@@ -12,6 +12,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from rooms.errors import page_not_found, server_error
+from signaling.metrics_endpoint import metrics_view
 
 handler404 = page_not_found
 handler500 = server_error
@@ -22,6 +23,7 @@ urlpatterns = [
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("admin/", admin.site.urls),
+    path("metrics", metrics_view, name="metrics"),
     # Admin and Swagger UI assets (the drf-spectacular sidecar) straight from the app
     # finders: daphne serves no static files and DEBUG is off, so no collectstatic needed.
     re_path(r"^static/(?P<path>.*)$", serve_static, {"insecure": True}),

@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
+from signaling.log_context import set_instance
 from signaling.presence import MemoryPresence, Participant, PresenceStore, RedisPresence
+from signaling.service import metrics
 from signaling.service.closing import close_here
 from signaling.service.delivery import Delivery
 from signaling.service.membership import Membership, Notice
@@ -67,6 +69,7 @@ class Instance:
             if self._loop is loop:
                 return
             self.instance_id = await self.delivery.open_inbox()
+            set_instance(self.instance_id)
             await self.presence.register_instance(self.instance_id, self.liveness_ttl_ms)
             self._loop = loop
             self._tasks = [
@@ -170,6 +173,7 @@ def get_instance() -> Instance:
             RedisPresence(url, prefix=settings.SIGNALING.redis_prefix) if url else MemoryPresence()
         )
         _instance = Instance(presence, is_clustered=bool(url))
+        metrics.register_instance_collector()
     return _instance
 
 

@@ -166,6 +166,14 @@ async def _join_held(
         await instance.occupancy.write(occupancy.mark_occupied, room_id, outcome.version, policy.max_duration_min)
     await _send_joined(conn, room, me, outcome.members, ack_id, view=view)
     await tell_joined(instance, view, me)
+    logger.info(
+        "%s (%s) joined room %s (%d present)",
+        me.client_id,
+        me.agent_id,
+        room_id,
+        len(outcome.members),
+        extra={"client_id": me.client_id, "room_id": room_id},
+    )
     return previous
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any
 
 from django.conf import settings
@@ -22,6 +23,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from rooms.tokens import Identity, TokenErrorCode, TokenRejected, authenticate_token
 from signaling.consumers.connection import Connection, new_sid
 from signaling.consumers.websocket import parse_query
+from signaling.log_context import set_socket
 from signaling.presence import Participant
 from signaling.protocol import (
     CloseReason,
@@ -34,13 +36,14 @@ from signaling.protocol import (
     encode_ack,
     encode_event,
 )
-from signaling.service import events, participation, payloads
+from signaling.service import events, metrics, participation, payloads
 from signaling.service.errors import ErrorCode, LeaveReason, SignalingError
 from signaling.service.instance import Instance, get_instance
 
 logger = logging.getLogger(__name__)
 
 ROOT_NAMESPACE = "/"
+INVALID_NAMESPACE = "invalid_namespace"  # the connects_total result of a CONNECT to another namespace
 # Redis or the database not answering: the event is answered `unavailable`, the socket stays.
 BACKEND_FAILURES = (RedisConnectionError, RedisTimeoutError, OperationalError, InterfaceError)
 
@@ -98,6 +101,7 @@ class SignalingApp:
     async def on_connect(self, conn: Connection, event: SioConnect) -> None:
         if event.namespace != ROOT_NAMESPACE:
             conn.session.reject_namespace(event.namespace, "Invalid namespace")
+            metrics.record_connect(INVALID_NAMESPACE)
             return
         if conn.state is not None:
             return  # a second CONNECT for "/" is ignored, as socket.io does
@@ -105,6 +109,7 @@ class SignalingApp:
             identity = authenticate_token(find_token(event.auth, conn.scope))
         except TokenRejected as exc:
             conn.session.reject_namespace(ROOT_NAMESPACE, str(exc.code))
+            metrics.record_connect(str(exc.code))
             return
         instance = self.instance
         await instance.ensure_started()
@@ -118,6 +123,7 @@ class SignalingApp:
         )
         conn.state = state
         conn.accept(ROOT_NAMESPACE, client_id)
+        metrics.record_connect(metrics.OK)
         instance.sockets[client_id] = conn
         conn.session.send_sio_text(encode_event(events.CONNECTED, payloads.connected(client_id, identity.agent_id)))
         await instance.presence.add_connection(instance.instance_id, client_id, identity.agent_id)
@@ -156,6 +162,9 @@ class SignalingApp:
         if state is None or event.namespace != ROOT_NAMESPACE:
             return
         cfg = settings.SIGNALING
+        set_socket(state.client_id, state.room_id)
+        started = perf_counter()
+        result = metrics.OK
         try:
             now = time.monotonic()
             budget = min(cfg.rate_limit_burst, state.rate_budget + (now - state.rate_budget_at) * cfg.rate_limit_per_s)
@@ -185,11 +194,15 @@ class SignalingApp:
                 raise SignalingError(ErrorCode.UNKNOWN_EVENT, f"unknown event {name!r}")
         except BACKEND_FAILURES as exc:
             logger.warning("event %r of %s failed: a backend did not answer (%s)", event.event, state.client_id, exc)
+            result = ErrorCode.UNAVAILABLE
             await self._refuse(
                 conn, event, SignalingError(ErrorCode.UNAVAILABLE, "the server cannot reach its store; retry")
             )
         except SignalingError as exc:
+            result = exc.code
             await self._refuse(conn, event, exc)
+        finally:
+            metrics.record_event(event.event, result, perf_counter() - started)
 
     @staticmethod
     async def _refuse(conn: Connection, event: SioEventReceived, exc: SignalingError) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
 
-def test_pubsub_layer_shards_keep_the_attributes_the_repair_uses() -> None:
+async def test_pubsub_layer_shards_keep_the_attributes_the_repair_uses() -> None:
     # given
     layer = RedisPubSubChannelLayer(hosts=["redis://127.0.0.1:6379/0"])
     # when
