@@ -7,8 +7,8 @@ Owns the series an operator scrapes from ``GET /metrics`` on every instance:
 - ``signaling_connects_total{result}``: CONNECTs accepted (``ok``) or refused (the code);
 - ``signaling_events_total{event,result}`` and ``signaling_event_seconds{event}``: every
   client event, by name (``other`` for names the server does not know) and outcome (``ok``
-  or the error code); the label children are bound once, so recording costs a dict lookup,
-  one counter increment and one histogram observation;
+  or the error code), accumulated in plain numbers (:class:`EventStats`) and exposed at
+  scrape time;
 - ``signaling_recoveries_total{result}``: connection state recoveries (section 7);
 - the process and GC collectors of prometheus_client.
 
@@ -19,12 +19,14 @@ request/ORM metrics, and the hot path needs pre-bound children, not middleware.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import REGISTRY, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import REGISTRY, Counter
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from signaling.service import events
 
@@ -37,14 +39,53 @@ OTHER_EVENT = "other"
 EVENT_SECONDS_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 CONNECTS = Counter("signaling_connects", "Socket.IO CONNECTs by result (ok or the refusal code).", ["result"])
-EVENTS = Counter("signaling_events", "Client events handled, by event name and result.", ["event", "result"])
-EVENT_SECONDS = Histogram(
-    "signaling_event_seconds", "Time to handle one client event.", ["event"], buckets=EVENT_SECONDS_BUCKETS
-)
 RECOVERIES = Counter("signaling_recoveries", "Connection state recoveries, by result.", ["result"])
 
-_event_children: dict[tuple[str, str], Any] = {}
-_seconds_children: dict[str, Any] = {}
+
+class EventStats:
+    """Per-event counts and handling-time histograms, accumulated in plain ints and floats.
+
+    prometheus_client's ``Counter.inc`` + ``Histogram.observe`` cost about 2.8 us per event
+    here (a lock per child, a scan of the buckets); this costs a dict lookup, a bisect and
+    three additions, and the same series are exposed at scrape time by :meth:`collect`.
+    Only the event loop thread records, so no lock is needed.
+    """
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str], int] = {}
+        # event -> [bucket counts..., +Inf count], sum of seconds
+        self.buckets: dict[str, list[int]] = {}
+        self.sums: dict[str, float] = {}
+
+    def record(self, label: str, result: str, seconds: float) -> None:
+        key = (label, result)
+        counts = self.counts
+        counts[key] = counts.get(key, 0) + 1
+        buckets = self.buckets.get(label)
+        if buckets is None:
+            buckets = self.buckets[label] = [0] * (len(EVENT_SECONDS_BUCKETS) + 1)
+            self.sums[label] = 0.0
+        buckets[bisect_left(EVENT_SECONDS_BUCKETS, seconds)] += 1
+        self.sums[label] += seconds
+
+    def collect(self) -> Iterator[Any]:
+        total = CounterMetricFamily(
+            "signaling_events", "Client events handled, by event name and result.", labels=["event", "result"]
+        )
+        for (label, result), count in sorted(self.counts.items()):
+            total.add_metric([label, result], count)
+        yield total
+        seconds = HistogramMetricFamily("signaling_event_seconds", "Time to handle one client event.", labels=["event"])
+        for label, buckets in sorted(self.buckets.items()):
+            cumulative, running = [], 0
+            for bound, count in zip((*EVENT_SECONDS_BUCKETS, float("inf")), buckets, strict=True):
+                running += count
+                cumulative.append((floatToGoString(bound), running))
+            seconds.add_metric([label], cumulative, sum_value=self.sums[label])
+        yield seconds
+
+
+EVENT_STATS = EventStats()
 
 
 def event_label(name: object) -> str:
@@ -54,16 +95,8 @@ def event_label(name: object) -> str:
 
 def record_event(name: object, result: str, seconds: float) -> None:
     """Count one handled event and its handling time."""
-    label = event_label(name)
-    key = (label, result)
-    counter = _event_children.get(key)
-    if counter is None:
-        counter = _event_children[key] = EVENTS.labels(label, result)
-    counter.inc()
-    histogram = _seconds_children.get(label)
-    if histogram is None:
-        histogram = _seconds_children[label] = EVENT_SECONDS.labels(label)
-    histogram.observe(seconds)
+    label = name if type(name) is str and name in events.CLIENT_EVENTS else OTHER_EVENT
+    EVENT_STATS.record(label, result, seconds)  # type: ignore[arg-type]
 
 
 def record_connect(result: str) -> None:
@@ -100,6 +133,7 @@ class InstanceCollector(Collector):
         yield GaugeMetricFamily(
             "signaling_rooms_active", "Rooms with at least one member on this instance.", value=rooms_active
         )
+        yield from EVENT_STATS.collect()
 
 
 _collector_registered = False
