@@ -40,6 +40,9 @@ EVENT_SECONDS_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
 
 CONNECTS = Counter("signaling_connects", "Socket.IO CONNECTs by result (ok or the refusal code).", ["result"])
 RECOVERIES = Counter("signaling_recoveries", "Connection state recoveries, by result.", ["result"])
+# Series exist from the start (a labelled counter without children is not exposed at all).
+CONNECTS.labels(OK)
+RECOVERIES.labels(OK)  # recovery (SPEC section 7) is not built yet: this stays 0
 
 
 class EventStats:

@@ -8,10 +8,12 @@ parsed as JSON.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +24,7 @@ from signaling.tests.fixtures import PATIENT_HEARTBEAT, LiveServer, SioClient
 pytestmark = [pytest.mark.e2e]
 
 METRICS_TOKEN = "scrape-" + "x" * 24
+DASHBOARD = Path(__file__).resolve().parents[3] / "docs" / "grafana-dashboard.json"
 
 
 def scrape(server: LiveServer, token: str | None = None) -> tuple[int, str, str]:
@@ -45,7 +48,7 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 async def test_metrics_after_real_traffic_count_connects_events_and_members(
-    live_servers: Callable[..., list[LiveServer]], sio_client: Callable[[], SioClient]
+    live_servers: Callable[..., list[LiveServer]], sio_client: Callable[[], SioClient], tmp_path: Path
 ) -> None:
     # given: two peers in a room who relay, one refused connect, one unknown event
     (server,) = live_servers(env={**PATIENT_HEARTBEAT, "METRICS_TOKEN": METRICS_TOKEN})
@@ -84,6 +87,26 @@ async def test_metrics_after_real_traffic_count_connects_events_and_members(
     if shutil.which("promtool") is None:
         pytest.fail("promtool is missing: apt-get install prometheus (.ci/run installs it)")
     checked = subprocess.run(["promtool", "check", "metrics"], input=text.encode(), capture_output=True, check=False)
+    assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()
+    # the Grafana dashboard queries only series that exist, in valid PromQL
+    check_dashboard(found, tmp_path)
+
+
+def check_dashboard(found: dict[tuple[str, tuple[tuple[str, str], ...]], float], tmp_path: Path) -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    names = {name for name, _ in found} | {name.removesuffix("_total") for name, _ in found}
+    for expr in exprs:
+        for metric in re.findall(r"\b(signaling_[a-z_]+|process_[a-z_]+|python_gc_[a-z_]+)", expr):
+            assert metric in names or metric.removesuffix("_bucket") + "_count" in names, (metric, expr)
+    rules = {
+        "groups": [
+            {"name": "dashboard", "rules": [{"record": f"dashboard:q{i}", "expr": e} for i, e in enumerate(exprs)]}
+        ]
+    }
+    path = tmp_path / "rules.json"
+    path.write_text(json.dumps(rules))  # YAML is a superset of JSON
+    checked = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, check=False)
     assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()
 
 

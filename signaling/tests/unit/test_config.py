@@ -71,6 +71,10 @@ def test_every_variable_has_its_spec_default() -> None:
         ),
         ("DATABASE_URL", "postgres://u@h/db", "database_url", "postgres://u@h/db"),
         ("LOG_LEVEL", "DEBUG", "log_level", "debug"),
+        ("LOG_FORMAT", "JSON", "log_format", "json"),
+        ("LOG_FORMAT", "", "log_format", "text"),
+        ("METRICS_TOKEN", " s3cret ", "metrics_token", "s3cret"),
+        ("METRICS_TOKEN", "", "metrics_token", None),
         ("JWT_LEEWAY", "5", "jwt_leeway_s", 5),
         ("JWT_LEEWAY", "0", "jwt_leeway_s", 0),
         ("JOIN_TOKEN_TTL", "60", "join_token_ttl_s", 60),
@@ -175,6 +179,7 @@ BAD_VALUES = [
         "loud",
         "LOG_LEVEL must be one of debug, info, warning, error, critical, got 'loud'",
     ),
+    ("LOG_FORMAT", "xml", "LOG_FORMAT must be one of text, json, got 'xml'"),
     (
         "REDIS_URL",
         "localhost:6379",
