@@ -404,6 +404,53 @@ def redis_prefix() -> str:
     return "e2e" + uuid.uuid4().hex[:16]
 
 
+# -- a Redis of a test's own ---------------------------------------------------------------
+
+
+class RedisServer:
+    """A redis-server of this test's own, on a free port, that keeps nothing on disk."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"],
+            cwd=self.workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while (
+            subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True, check=False).stdout.strip()
+            != b"PONG"
+        ):
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own (it may stop and start it); skipped without redis-server."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("needs redis-server on PATH")
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
 # -- python-socketio client ----------------------------------------------------------------
 
 RESERVED = ("connect", "connect_error", "disconnect")

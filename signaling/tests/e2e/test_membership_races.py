@@ -11,12 +11,9 @@ and PostgreSQL on 127.0.0.1 for the cluster cases.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,9 +24,9 @@ from signaling.tests.fixtures import (
     POSTGRES_URL,
     REDIS_URL,
     LiveServer,
+    RedisServer,
     SioClient,
     cluster_backends_available,
-    free_port,
 )
 
 pytestmark = [pytest.mark.e2e]
@@ -174,49 +171,6 @@ async def test_concurrent_joins_and_leaves_leave_the_same_view_everywhere(
     # then: the three who stay know exactly each other
     await settle_views([row[1:] for row in peers])
     await relay_every_pair([row[1:] for row in peers])
-
-
-class RedisServer:
-    """A redis-server of this test's own, on a free port, that keeps nothing on disk."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"],
-            cwd=self.workdir,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while (
-            subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True, check=False).stdout.strip()
-            != b"PONG"
-        ):
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Any:
-    if shutil.which("redis-server") is None:
-        pytest.skip("needs redis-server on PATH")
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.mark.skipif(not cluster_backends_available(), reason=CLUSTER_SKIP_REASON)
