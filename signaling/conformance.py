@@ -27,7 +27,7 @@ from django.urls import re_path
 
 from signaling.consumers.connection import Connection, new_sid
 from signaling.consumers.polling import EnginePollingConsumer
-from signaling.consumers.websocket import EngineWebsocketConsumer
+from signaling.consumers.websocket import EngineWebsocketConsumer, refuse_websocket
 from signaling.protocol import (
     CloseReason,
     EioMessageReceived,
@@ -95,7 +95,9 @@ def build_conformance_application(config: SessionConfig = REFERENCE_CONFIG) -> A
     return ProtocolTypeRouter(
         {
             "http": URLRouter([re_path(r"^socket\.io/?$", sio_poll), re_path(r"^engine\.io/?$", eio_poll)]),
-            "websocket": URLRouter([re_path(r"^socket\.io/?$", sio_ws), re_path(r"^engine\.io/?$", eio_ws)]),
+            "websocket": URLRouter(
+                [re_path(r"^socket\.io/?$", sio_ws), re_path(r"^engine\.io/?$", eio_ws), re_path(r"", refuse_websocket)]
+            ),
         }
     )
 

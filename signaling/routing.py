@@ -15,7 +15,7 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.urls import re_path
 
 from signaling.consumers.polling import EnginePollingConsumer
-from signaling.consumers.websocket import EngineWebsocketConsumer
+from signaling.consumers.websocket import EngineWebsocketConsumer, refuse_websocket
 from signaling.protocol import SessionConfig
 from signaling.service.hub import get_hub
 from signaling.service.sockets import SignalingApp
@@ -67,4 +67,6 @@ def build_application(django_application: Any) -> Any:
         app=app, session_config=config, cors_origins=settings.SIGNALING.cors_origins
     )
     http = URLRouter([re_path(SOCKET_IO_PATH, polling), re_path(r"", ASGIStaticFilesHandler(django_application))])
-    return StartHub(ProtocolTypeRouter({"http": http, "websocket": URLRouter([re_path(SOCKET_IO_PATH, websocket)])}))
+    # Any other websocket path is refused (HTTP 403), not left to the router to raise on.
+    websockets = URLRouter([re_path(SOCKET_IO_PATH, websocket), re_path(r"", refuse_websocket)])
+    return StartHub(ProtocolTypeRouter({"http": http, "websocket": websockets}))

@@ -45,6 +45,7 @@ from signaling.protocol.socketio import (
     SioPacket,
     SioPacketType,
     encode_packet,
+    incoming_event_name,
     namespace_prefix,
     parse_json,
     utf8_length,
@@ -292,11 +293,7 @@ class EngineSession:
         self._pong_deadline: float | None = None
         self._last_ping_at = now
         self._probe_out: list[str | bytes] = []
-        upgrades = (
-            [Transport.WEBSOCKET.value]
-            if transport is Transport.POLLING and config.upgrades_enabled
-            else []
-        )
+        upgrades = [Transport.WEBSOCKET.value] if transport is Transport.POLLING and config.upgrades_enabled else []
         # Wire items, in order: a str is one Engine.IO text packet (type digit first), a
         # bytes is one binary MESSAGE. The same list is the polling buffer before the upgrade
         # and the WebSocket buffer after it, so buffered packets "move" for free.
@@ -352,17 +349,13 @@ class EngineSession:
         if self._is_closed:
             return []
         if self._transport is not Transport.WEBSOCKET:
-            raise LocalProtocolError(
-                "receive_ws before the upgrade: use receive_upgrade_ws"
-            )
+            raise LocalProtocolError("receive_ws before the upgrade: use receive_upgrade_ws")
         try:
             if isinstance(frame, str):
                 length = len(frame)
                 limit = self._max_payload_bytes
                 # Cheap bound first: a char is 1 to 4 UTF-8 bytes.
-                if length * 4 > limit and (
-                    length > limit or utf8_length(frame) > limit
-                ):
+                if length * 4 > limit and (length > limit or utf8_length(frame) > limit):
                     raise _oversize(length, limit)
                 return self._receive_text(frame)
             if len(frame) > self._max_payload_bytes:
@@ -383,9 +376,7 @@ class EngineSession:
         events: list[Event] = []
         try:
             if self._transport is not Transport.POLLING:
-                raise RemoteProtocolError(
-                    "polling POST on a session upgraded to websocket"
-                )
+                raise RemoteProtocolError("polling POST on a session upgraded to websocket")
             length = len(body)
             limit = self._max_payload_bytes
             if length * 4 > limit and (length > limit or utf8_length(body) > limit):
@@ -407,9 +398,7 @@ class EngineSession:
             try:
                 data = base64.b64decode(part[1:], validate=True)
             except ValueError as exc:  # binascii.Error, or non-ASCII text
-                raise RemoteProtocolError(
-                    "bad base64 in binary polling packet"
-                ) from exc
+                raise RemoteProtocolError("bad base64 in binary polling packet") from exc
             return self._receive_message(data)
         return self._receive_text(part)
 
@@ -424,14 +413,16 @@ class EngineSession:
         ):
             # Fast path, the bulk of the traffic: '42[' + JSON array, one parse, no SioPacket.
             data = parse_json(text, 2)
-            if type(data) is not list or type(data[0] if data else None) is not str:
+            if type(data) is not list or not data:
                 raise RemoteProtocolError("EVENT payload must be [event_name, *args]")
             event = data[0]
-            if event in RESERVED_EVENTS:
+            if type(event) is not str:
+                event = incoming_event_name(event)
+                if event is None:
+                    raise RemoteProtocolError(f"invalid event name {data[0]!r}")
+            elif event in RESERVED_EVENTS:
                 raise RemoteProtocolError(f"reserved event name {event!r}")
-            return [
-                SioEventReceived(_ROOT, event, data[1:], None, utf8_length(text, 2))
-            ]
+            return [SioEventReceived(_ROOT, event, data[1:], None, utf8_length(text, 2))]
         kind = text[:1]
         if kind == _MESSAGE:
             return self._receive_message(text[1:])
@@ -479,9 +470,9 @@ class EngineSession:
             raise RemoteProtocolError(f"packet for unconnected namespace {namespace!r}")
         data = packet.data
         if packet_type is SioPacketType.EVENT:
-            return [
-                SioEventReceived(namespace, data[0], data[1:], packet.id, size_bytes)
-            ]
+            event = incoming_event_name(data[0])
+            assert event is not None  # the decoder refuses any other first element
+            return [SioEventReceived(namespace, event, data[1:], packet.id, size_bytes)]
         if packet_type is SioPacketType.ACK:
             assert packet.id is not None  # the decoder refuses an ACK without id
             return [SioAckReceived(namespace, packet.id, data)]
@@ -506,9 +497,7 @@ class EngineSession:
             or self._transport is not Transport.POLLING
             or not self._config.upgrades_enabled
         ):
-            raise RemoteProtocolError(
-                f"upgrade refused (state {self._state}, transport {self._transport})"
-            )
+            raise RemoteProtocolError(f"upgrade refused (state {self._state}, transport {self._transport})")
         self._state = transition(self._state, SessionState.UPGRADING)
         self._probe_out = []
 
@@ -627,9 +616,7 @@ class EngineSession:
             return
         if self._namespaces.get(namespace) is not _Namespace.PENDING:
             raise LocalProtocolError(f"no pending CONNECT for namespace {namespace!r}")
-        self._queue_packets(
-            encode_packet(SioPacket(SioPacketType.CONNECT, namespace, {"sid": sio_sid}))
-        )
+        self._queue_packets(encode_packet(SioPacket(SioPacketType.CONNECT, namespace, {"sid": sio_sid})))
         self._namespaces[namespace] = _Namespace.CONNECTED
         if namespace == _ROOT:
             self._is_root_connected = True
@@ -648,33 +635,23 @@ class EngineSession:
         payload: dict[str, Any] = {"message": message}
         if data is not None:
             payload["data"] = data
-        self._queue_packets(
-            encode_packet(SioPacket(SioPacketType.CONNECT_ERROR, namespace, payload))
-        )
+        self._queue_packets(encode_packet(SioPacket(SioPacketType.CONNECT_ERROR, namespace, payload)))
         self._namespaces[namespace] = _Namespace.LEFT
 
-    def emit(
-        self, event: str, *args: Any, namespace: str = "/", ack_id: int | None = None
-    ) -> None:
+    def emit(self, event: str, *args: Any, namespace: str = "/", ack_id: int | None = None) -> None:
         """Queue an EVENT (binary arguments supported). Hot path: ``encode_event`` +
         ``send_sio_text`` (encode once, send to many)."""
         self._require_socketio()
         if self._is_closed:
             return
-        self._queue_packets(
-            encode_packet(
-                SioPacket(SioPacketType.EVENT, namespace, [event, *args], ack_id)
-            )
-        )
+        self._queue_packets(encode_packet(SioPacket(SioPacketType.EVENT, namespace, [event, *args], ack_id)))
 
     def ack(self, ack_id: int, args: list[Any], *, namespace: str = "/") -> None:
         """Queue an ACK for the client's event ``ack_id`` (binary arguments supported)."""
         self._require_socketio()
         if self._is_closed:
             return
-        self._queue_packets(
-            encode_packet(SioPacket(SioPacketType.ACK, namespace, args, ack_id))
-        )
+        self._queue_packets(encode_packet(SioPacket(SioPacketType.ACK, namespace, args, ack_id)))
 
     def send_sio_text(self, text: str) -> None:
         """Queue an already-encoded Socket.IO text packet (from ``encode_event`` /

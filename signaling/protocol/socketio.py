@@ -35,6 +35,7 @@ __all__ = [
     "encode_ack",
     "encode_event",
     "encode_packet",
+    "incoming_event_name",
     "namespace_prefix",
     "parse_json",
     "utf8_length",
@@ -112,9 +113,7 @@ def _reject_constant(name: str) -> NoReturn:
 
 
 # Built once: json.dumps / json.loads with keyword arguments build a new coder per call.
-_ENCODER = json.JSONEncoder(
-    separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_encode_default
-)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_encode_default)
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 _encode_json = _ENCODER.encode
 _raw_decode_json = _DECODER.raw_decode
@@ -191,9 +190,7 @@ def _check_outgoing(packet_type: SioPacketType, data: Any, ack_id: int | None) -
         if data is not None:
             raise LocalProtocolError("DISCONNECT carries no data")
     elif type(data) is not dict:  # CONNECT_ERROR
-        raise LocalProtocolError(
-            'CONNECT_ERROR data must be {"message": ..., "data"?: ...}'
-        )
+        raise LocalProtocolError('CONNECT_ERROR data must be {"message": ..., "data"?: ...}')
 
 
 def encode_packet(packet: SioPacket) -> list[str | bytes]:
@@ -218,25 +215,19 @@ def encode_packet(packet: SioPacket) -> list[str | bytes]:
         return [_DIGITS[packet_type] + head + _dumps(data)]
     except _BinaryFound:
         if packet_type not in (SioPacketType.EVENT, SioPacketType.ACK):
-            raise LocalProtocolError(
-                f"{packet_type.name} data cannot hold bytes"
-            ) from None
+            raise LocalProtocolError(f"{packet_type.name} data cannot hold bytes") from None
     buffers: list[bytes] = []
     try:
         text_data = _deconstruct(data, buffers)
     except RecursionError as exc:
         raise LocalProtocolError("data nested too deeply") from exc
     binary_type = packet_type + 3  # EVENT -> BINARY_EVENT, ACK -> BINARY_ACK
-    items: list[str | bytes] = [
-        f"{binary_type}{len(buffers)}-{head}{_dumps(text_data)}"
-    ]
+    items: list[str | bytes] = [f"{binary_type}{len(buffers)}-{head}{_dumps(text_data)}"]
     items.extend(buffers)
     return items
 
 
-def encode_event(
-    event: str, data: Any, *, namespace: str = "/", ack_id: int | None = None
-) -> str:
+def encode_event(event: str, data: Any, *, namespace: str = "/", ack_id: int | None = None) -> str:
     """Encode a text-only EVENT with exactly one argument, e.g. ``2["offer",{"sdp":"x"}]``.
 
     Byte-identical to ``encode_packet(SioPacket(EVENT, namespace, [event, data], ack_id))[0]``;
@@ -255,9 +246,7 @@ def encode_event(
     try:
         return head + _dumps([event, data])
     except _BinaryFound:
-        raise LocalProtocolError(
-            "encode_event is text only: use encode_packet"
-        ) from None
+        raise LocalProtocolError("encode_event is text only: use encode_packet") from None
 
 
 def encode_ack(ack_id: int, args: list[Any], *, namespace: str = "/") -> str:
@@ -302,15 +291,31 @@ def _fail(message: str) -> NoReturn:
     raise RemoteProtocolError(message)
 
 
+def incoming_event_name(value: Any) -> str | None:
+    """The event name of a client EVENT's first element, or ``None`` if it is not one.
+
+    socket.io-parser ``isPayloadValid`` accepts a string that is not reserved, or a number;
+    socket.io then dispatches a number as the listener key its EventEmitter makes of it, the
+    number's decimal text (``42[123]`` reaches ``socket.on("123")``), so a number is returned
+    as that text: to the application it is one more (usually unknown) event name.
+    """
+    kind = type(value)
+    if kind is str:
+        return None if value in RESERVED_EVENTS else value
+    if kind is int:  # bool is not int here: type() is exact
+        return str(value)
+    if kind is float:  # JSON has no NaN / Infinity: value is finite
+        return str(int(value)) if value.is_integer() and abs(value) < 1e21 else repr(value)
+    return None
+
+
 def _check_incoming(packet_type: SioPacketType, data: Any, ack_id: int | None) -> None:
     """Validate a client-to-server payload (socket.io-parser ``isPayloadValid``)."""
     if packet_type is SioPacketType.EVENT or packet_type is SioPacketType.BINARY_EVENT:
-        if type(data) is not list or not data or type(data[0]) is not str:
-            _fail(
-                "EVENT payload must be a non-empty array starting with the event name"
-            )
-        if data[0] in RESERVED_EVENTS:
-            _fail(f"reserved event name {data[0]!r}")
+        if type(data) is not list or not data:
+            _fail("EVENT payload must be a non-empty array starting with the event name")
+        if incoming_event_name(data[0]) is None:
+            _fail(f"invalid or reserved event name {data[0]!r}")
     elif packet_type is SioPacketType.ACK or packet_type is SioPacketType.BINARY_ACK:
         if type(data) is not list:
             _fail("ACK payload must be an array")
@@ -344,10 +349,7 @@ def decode_text_packet(text: str) -> tuple[SioPacket, int]:
     packet_type = _TYPES_BY_DIGIT[digit]
     index = 1
     attachments = 0
-    if (
-        packet_type is SioPacketType.BINARY_EVENT
-        or packet_type is SioPacketType.BINARY_ACK
-    ):
+    if packet_type is SioPacketType.BINARY_EVENT or packet_type is SioPacketType.BINARY_ACK:
         dash = text.find("-", 1, 4)  # at most two digits: MAX_ATTACHMENTS is 10
         count = text[1:dash]
         if dash < 0 or not count or count.strip(_DIGITS):
@@ -431,10 +433,7 @@ class SioDecoder:
                 _fail("text packet while binary attachments are awaited")
             packet, json_start = decode_text_packet(message)
             size = utf8_length(message, json_start)
-            if (
-                packet.type is SioPacketType.BINARY_EVENT
-                or packet.type is SioPacketType.BINARY_ACK
-            ):
+            if packet.type is SioPacketType.BINARY_EVENT or packet.type is SioPacketType.BINARY_ACK:
                 if packet.attachments:
                     self._pending = packet
                     self._buffers = []
@@ -455,17 +454,11 @@ class SioDecoder:
         self._buffers = []
         return self._complete(pending, buffers, self._pending_size)
 
-    def _complete(
-        self, packet: SioPacket, buffers: list[bytes], size: int
-    ) -> SioPacket:
+    def _complete(self, packet: SioPacket, buffers: list[bytes], size: int) -> SioPacket:
         try:
             data = _reconstruct(packet.data, buffers)
         except RecursionError as exc:
             raise RemoteProtocolError("payload nested too deeply") from exc
         self.data_size_bytes = size
-        packet_type = (
-            SioPacketType.EVENT
-            if packet.type is SioPacketType.BINARY_EVENT
-            else SioPacketType.ACK
-        )
+        packet_type = SioPacketType.EVENT if packet.type is SioPacketType.BINARY_EVENT else SioPacketType.ACK
         return SioPacket(packet_type, packet.namespace, data, packet.id, len(buffers))

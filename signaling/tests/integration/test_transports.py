@@ -299,11 +299,13 @@ async def test_oversize_websocket_frame_closes_with_1009(
     assert alice.backlog == deque()
 
 
-async def test_websocket_with_unknown_sid_is_refused(signaling: Harness) -> None:
+async def test_websocket_with_unknown_sid_is_accepted_then_closed(signaling: Harness) -> None:
     # when
     client = await signaling.ws("sid=no-such-session", expect_open=False)
-    # then
-    assert client.close_code == 1008
+    # then: accepted (as engine.io does), then closed before any frame
+    assert client.close_code is None
+    assert await client.wait_closed() == 1008
+    assert client.backlog == deque()
 
 
 # --- protocol abuse and heartbeat -------------------------------------------------------
@@ -450,7 +452,7 @@ async def test_probe_websocket_that_goes_away_leaves_polling_working(signaling: 
     assert json.loads(reply.text[3:]) == [{"ok": False, "error": {"code": "not_in_room", "message": ANY_TEXT}}]
 
 
-async def test_second_probe_while_upgrading_is_refused(signaling: Harness) -> None:
+async def test_second_probe_while_upgrading_is_accepted_then_closed(signaling: Harness) -> None:
     # given
     eio_sid, _ = await polling_session(signaling, "agent-alice")
     first = await signaling.ws(f"sid={eio_sid}", expect_open=False)
@@ -458,7 +460,8 @@ async def test_second_probe_while_upgrading_is_refused(signaling: Harness) -> No
     # when
     second = await signaling.ws(f"sid={eio_sid}", expect_open=False)
     # then
-    assert second.close_code == 1008
+    assert await second.wait_closed() == 1008
+    assert second.backlog == deque()
     await first.send("2probe")
     assert await first.frame() == "3probe"
 
