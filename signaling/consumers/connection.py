@@ -180,7 +180,7 @@ class Connection:
         session = self.session
         if session.transport is Transport.WEBSOCKET:
             await self._write_ws()
-        elif session.has_polling_data():
+        if session.has_polling_data():  # after the upgrade: the NOOP releasing a pending GET
             self.poll_ready.set()
         self._arm_timer()
 

@@ -221,6 +221,10 @@ _PROBE_PONG = "3probe"
 _UPGRADE = str(EioPacketType.UPGRADE.value)
 _FAST_EVENT_PREFIX = "42["  # MESSAGE + EVENT on "/" without ack id nor attachments
 _ROOT = "/"
+# engine.io (lib/socket.ts, onPacket of the probe): while an upgrade is in progress, a pending
+# polling GET is answered with a NOOP every 100 ms, so a GET the client sent after the probe's
+# NOOP cannot hold its upgrade packet until the next PING.
+UPGRADE_NOOP_INTERVAL_S = 0.1
 
 
 def _oversize(size_hint: int, limit: int) -> RemoteProtocolError:
@@ -249,6 +253,7 @@ class EngineSession:
         "_decoder",
         "_is_closed",
         "_is_poll_pending",
+        "_is_poll_release_due",
         "_is_root_connected",
         "_last_ping_at",
         "_max_payload_bytes",
@@ -263,6 +268,7 @@ class EngineSession:
         "_socketio",
         "_state",
         "_transport",
+        "_upgrade_noop_at",
     )
 
     def __init__(
@@ -293,6 +299,8 @@ class EngineSession:
         self._pong_deadline: float | None = None
         self._last_ping_at = now
         self._probe_out: list[str | bytes] = []
+        self._upgrade_noop_at: float | None = None
+        self._is_poll_release_due = False
         upgrades = [Transport.WEBSOCKET.value] if transport is Transport.POLLING and config.upgrades_enabled else []
         # Wire items, in order: a str is one Engine.IO text packet (type digit first), a
         # bytes is one binary MESSAGE. The same list is the polling buffer before the upgrade
@@ -523,10 +531,14 @@ class EngineSession:
             self._probe_out.append(_PROBE_PONG)
             # Engine.IO v4 "Upgrade": send a noop to any pending GET so polling ends cleanly.
             self._out.append(_NOOP)
+            self._upgrade_noop_at = now + UPGRADE_NOOP_INTERVAL_S
             return []
         if frame == _UPGRADE:
             self._state = transition(self._state, SessionState.OPEN)
             self._transport = Transport.WEBSOCKET
+            self._upgrade_noop_at = None
+            # A GET still pending is answered NOOP: polling ends, nothing is left hanging.
+            self._is_poll_release_due = self._is_poll_pending
             if _NOOP in self._out:
                 # The probe's NOOP was for a polling GET; none took it, so it must not
                 # reach the websocket (the v4 suite expects the next frame to be data).
@@ -547,6 +559,7 @@ class EngineSession:
         if self._state is SessionState.UPGRADING:
             self._state = transition(self._state, SessionState.OPEN)
             self._probe_out = []
+            self._upgrade_noop_at = None
 
     def outgoing_probe_ws(self) -> list[str | bytes]:
         """Frames to write on the probe WebSocket (clears them)."""
@@ -580,19 +593,26 @@ class EngineSession:
     def end_poll(self) -> None:
         """The pending GET finished (answered or gone)."""
         self._is_poll_pending = False
+        self._is_poll_release_due = False
 
     def has_polling_data(self) -> bool:
-        """True when a polling GET has something to return (transport still POLLING)."""
-        return self._transport is Transport.POLLING and bool(self._out)
+        """True when a polling GET has something to return: buffered packets (transport still
+        POLLING), or the NOOP that releases a GET left pending by the upgrade."""
+        if self._transport is Transport.POLLING:
+            return bool(self._out)
+        return self._is_poll_release_due
 
     def take_polling_payload(self) -> str:
         """All buffered packets as one polling payload (binary as ``b`` + base64); clears them.
 
         Raises:
-            LocalProtocolError: nothing buffered, or the transport is WEBSOCKET.
+            LocalProtocolError: nothing buffered (see ``has_polling_data``).
         """
         if not self.has_polling_data():
             raise LocalProtocolError("no polling data (check has_polling_data first)")
+        if self._transport is Transport.WEBSOCKET:
+            self._is_poll_release_due = False
+            return _NOOP
         items = self._out
         self._out = []
         if len(items) == 1:
@@ -725,6 +745,7 @@ class EngineSession:
         self._next_ping_at = None
         self._pong_deadline = None
         self._probe_out = []
+        self._upgrade_noop_at = None
         self._is_root_connected = False
         if polling_packet is not None and self._transport is Transport.POLLING:
             self._out.append(polling_packet)
@@ -753,17 +774,14 @@ class EngineSession:
     # -- timers ------------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
-        """The earliest of the next PING and the PONG deadline; ``None`` once closed."""
-        ping_at = self._next_ping_at
-        pong_deadline = self._pong_deadline
-        if ping_at is None:
-            return pong_deadline
-        if pong_deadline is None:
-            return ping_at
-        return min(ping_at, pong_deadline)
+        """The earliest of the next PING, the PONG deadline and (while an upgrade probe is
+        in progress) the next NOOP check of the pending GET; ``None`` once closed."""
+        deadlines = [at for at in (self._next_ping_at, self._pong_deadline, self._upgrade_noop_at) if at is not None]
+        return min(deadlines) if deadlines else None
 
     def handle_timer(self, *, now: float) -> list[Event]:
-        """Run the heartbeat at ``now``: close on PONG timeout, or queue a due PING.
+        """Run the heartbeat at ``now``: close on PONG timeout, or queue a due PING; while
+        an upgrade probe is in progress, queue a NOOP for a pending GET that has nothing.
 
         Returns:
             ``[SessionClosed(PING_TIMEOUT)]`` on timeout, else ``[]`` (a PING may be queued:
@@ -773,6 +791,11 @@ class EngineSession:
             return []
         if self._pong_deadline is not None and now >= self._pong_deadline:
             return [self._close(CloseReason.PING_TIMEOUT, None, polling_packet=_CLOSE)]
+        if self._upgrade_noop_at is not None and now >= self._upgrade_noop_at:
+            # A GET pending with nothing to say during the upgrade gets a NOOP (engine.io).
+            if self._is_poll_pending and not self._out:
+                self._out.append(_NOOP)
+            self._upgrade_noop_at = now + UPGRADE_NOOP_INTERVAL_S
         if self._next_ping_at is not None and now >= self._next_ping_at:
             self._out.append(_PING)
             self._last_ping_at = now

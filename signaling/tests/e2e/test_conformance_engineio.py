@@ -408,6 +408,49 @@ async def test_upgrade_probe_releases_a_pending_get_with_a_noop(wire: WireClient
     await _assert_session_alive_on(ws, ENGINE)
 
 
+@pytest.mark.parametrize("_case, path", PATHS)
+async def test_get_sent_after_the_probe_noop_is_answered_noop_not_held_until_a_ping(
+    wire: WireClient, _case: str, path: str
+) -> None:
+    # given: an upgrade in progress whose probe NOOP already released one GET
+    sid = await wire.open_polling(path)
+    ws = await wire.open_websocket(path, sid)
+    await ws.send("2probe")
+    assert await ws.receive(answer_pings=False) == "3probe"
+    first = await wire.poll(path, sid)
+    # when: the client polls again before pausing (engine.io-client's race); a PING that
+    # comes first is answered and the poll repeated, as the client would
+    answers = []
+    for _ in range(3):
+        reply = await wire.poll(path, sid)
+        answers.append(reply.text)
+        if reply.text != "2":
+            break
+        await wire.push(path, sid, "3")
+    # then: a NOOP comes (engine.io repeats it every 100 ms during the upgrade), not only PINGs
+    assert (first.status, first.text) == (200, "6")
+    assert answers[-1] == "6", answers
+    await ws.send("5")
+    await _assert_session_alive_on(ws, path)
+
+
+async def test_get_pending_when_the_upgrade_completes_is_released_with_a_noop(wire: WireClient) -> None:
+    # given: a GET pending during the upgrade
+    sid = await wire.open_polling(ENGINE)
+    ws = await wire.open_websocket(ENGINE, sid)
+    await ws.send("2probe")
+    assert await ws.receive(answer_pings=False) == "3probe"
+    assert (await wire.poll(ENGINE, sid)).text == "6"
+    pending = asyncio.create_task(wire.poll(ENGINE, sid))
+    await asyncio.sleep(0.05)
+    # when
+    await ws.send("5")
+    # then: that GET ends with a NOOP (or a PING it took first); the websocket goes on
+    released = await pending
+    assert (released.status, released.text) in ((200, "6"), (200, "2"))
+    await _assert_session_alive_on(ws, ENGINE)
+
+
 async def test_bad_frame_on_the_probe_websocket_closes_only_the_probe(wire: WireClient) -> None:
     # given
     sid = await wire.open_polling(ENGINE)

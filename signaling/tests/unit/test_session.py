@@ -371,6 +371,82 @@ def test_garbage_on_the_probe_socket_aborts_the_upgrade_and_polling_goes_on() ->
     assert session.receive_polling_post('42["a"]', now=1.2) == [SioEventReceived("/", "a", [], None, len('["a"]'))]
 
 
+def probed_session() -> EngineSession:
+    """A connected polling session whose probe got "3probe"; the probe's NOOP was taken."""
+    session = connected_polling_session()
+    session.begin_upgrade(now=1.0)
+    assert session.receive_upgrade_ws("2probe", now=1.0) == []
+    assert session.outgoing_probe_ws() == ["3probe"]
+    session.begin_poll()
+    assert session.take_polling_payload() == "6"
+    session.end_poll()
+    return session
+
+
+def test_get_pending_during_the_upgrade_is_answered_noop_at_the_next_check() -> None:
+    # given: the client polled again after the probe's NOOP (engine.io-client's race)
+    session = probed_session()
+    session.begin_poll()
+    assert session.has_polling_data() is False
+    # when: the upgrade check is due, 100 ms after the probe (long before the PING)
+    assert session.next_deadline() == pytest.approx(1.1)
+    events = session.handle_timer(now=1.1)
+    # then: the GET is released with a NOOP, and the check repeats
+    assert events == []
+    assert session.take_polling_payload() == "6"
+    assert session.next_deadline() == pytest.approx(1.2)
+
+
+def test_upgrade_check_without_a_pending_get_queues_nothing() -> None:
+    # given
+    session = probed_session()
+    # when
+    events = session.handle_timer(now=1.1)
+    # then
+    assert events == []
+    assert session.has_polling_data() is False
+    assert session.next_deadline() == pytest.approx(1.2)
+
+
+def test_upgrade_check_leaves_a_get_with_data_to_that_data() -> None:
+    # given: a pending GET and a packet queued for it
+    session = probed_session()
+    session.begin_poll()
+    session.emit("hello")
+    # when
+    session.handle_timer(now=1.1)
+    # then: no NOOP appended to the data
+    assert session.take_polling_payload() == '42["hello"]'
+
+
+def test_upgrade_packet_releases_a_still_pending_get_and_ends_the_checks() -> None:
+    # given
+    session = probed_session()
+    session.begin_poll()
+    # when
+    assert session.receive_upgrade_ws("5", now=1.05) == [UpgradeCompleted()]
+    # then: that GET gets a NOOP, never the websocket's packets; checks stop, the PING is next
+    assert session.has_polling_data() is True
+    assert session.take_polling_payload() == "6"
+    session.end_poll()
+    assert session.has_polling_data() is False
+    assert session.next_deadline() == pytest.approx(25.0)
+    session.emit("hello")
+    assert session.outgoing_ws() == ['42["hello"]']
+
+
+def test_aborted_upgrade_ends_the_checks() -> None:
+    # given
+    session = probed_session()
+    session.begin_poll()
+    # when
+    session.abort_upgrade()
+    # then
+    assert session.next_deadline() == pytest.approx(25.0)
+    assert session.handle_timer(now=1.1) == []
+    assert session.has_polling_data() is False
+
+
 def test_probe_socket_closing_before_upgrade_packet_aborts_the_upgrade() -> None:
     # given
     session = polling_session()
