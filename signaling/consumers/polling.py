@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from typing import Any
 
@@ -32,6 +33,13 @@ logger = logging.getLogger(__name__)
 # engine.io's own error codes for a refused request (engine.io server, lib/server.ts).
 UNKNOWN_TRANSPORT, UNKNOWN_SID, BAD_REQUEST, UNSUPPORTED_VERSION = 0, 1, 3, 5
 TEXT_PLAIN = b"text/plain; charset=UTF-8"
+# CORS: without a preflight's Access-Control-Request-Headers, the headers a client may send.
+DEFAULT_ALLOWED_HEADERS = b"content-type, authorization"
+# How long a browser may cache a preflight (s); Chromium caps it at 7200, Firefox at 86400.
+CORS_MAX_AGE_S = b"7200"
+# RFC 9110 field names separated by commas: what a preflight may ask for, echoed as it came.
+_HEADER_LIST = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+(?:[ \t]*,[ \t]*[!#$%&'*+.^_`|~0-9A-Za-z-]+)*")
+MAX_REQUESTED_HEADERS_BYTES = 4096
 
 
 class EnginePollingConsumer(AsyncConsumer):
@@ -173,19 +181,31 @@ class EnginePollingConsumer(AsyncConsumer):
         await self.send({"type": "http.response.body", "body": body})
 
     def cors_headers(self) -> list[tuple[bytes, bytes]]:
-        origin = next((v for k, v in self.scope.get("headers", ()) if k == b"origin"), None)
+        """CORS for an allowed origin, as the ``cors`` package socket.io uses: the origin
+        echoed, and on a preflight the requested headers echoed plus a ``Max-Age``."""
+        headers = dict(self.scope.get("headers", ()))
+        origin = headers.get(b"origin")
         allow_all = "*" in self.cors_origins
         if origin is None:
             return [(b"access-control-allow-origin", b"*")] if allow_all else []
         if not allow_all and origin.decode("latin-1").rstrip("/") not in self.cors_origins:
             return []
-        return [
+        cors = [
             (b"access-control-allow-origin", origin),
             (b"access-control-allow-credentials", b"true"),
             (b"access-control-allow-methods", b"GET, POST, OPTIONS"),
-            (b"access-control-allow-headers", b"content-type, authorization"),
-            (b"vary", b"Origin"),
         ]
+        if self.scope["method"] != "OPTIONS":
+            cors += [(b"access-control-allow-headers", DEFAULT_ALLOWED_HEADERS), (b"vary", b"Origin")]
+            return cors
+        requested = headers.get(b"access-control-request-headers", b"").strip()
+        is_echoable = len(requested) <= MAX_REQUESTED_HEADERS_BYTES and _HEADER_LIST.fullmatch(requested)
+        cors += [
+            (b"access-control-allow-headers", requested if is_echoable else DEFAULT_ALLOWED_HEADERS),
+            (b"access-control-max-age", CORS_MAX_AGE_S),
+            (b"vary", b"Origin, Access-Control-Request-Headers"),
+        ]
+        return cors
 
 
 def _error_body(code: int, message: str) -> bytes:

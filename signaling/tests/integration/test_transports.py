@@ -513,6 +513,66 @@ async def test_polling_echoes_a_listed_origin_only(
     assert response.headers.get("access-control-allow-origin") == (origin.decode() if allowed else None)
 
 
+CORS_PREFLIGHT = [
+    (b"origin", b"https://app.example"),
+    (b"access-control-request-method", b"POST"),
+    (b"access-control-request-headers", b"content-type,x-agent-link-trace"),
+]
+
+
+async def test_polling_preflight_echoes_the_requested_headers_for_an_allowed_origin(
+    signaling: Harness, signaling_config: Callable[..., None]
+) -> None:
+    # given: a browser client with extraHeaders (any header but the usual two)
+    signaling_config(cors_origins=("https://app.example",))
+    # when
+    response = await (await signaling.request("OPTIONS", headers=CORS_PREFLIGHT)).response()
+    # then: as the cors package that socket.io uses, plus a Max-Age
+    assert response.status == 204
+    cors = {k: v for k, v in response.headers.items() if k.startswith("access-control-") or k == "vary"}
+    assert cors == {
+        "access-control-allow-origin": "https://app.example",
+        "access-control-allow-credentials": "true",
+        "access-control-allow-methods": "GET, POST, OPTIONS",
+        "access-control-allow-headers": "content-type,x-agent-link-trace",
+        "access-control-max-age": "7200",
+        "vary": "Origin, Access-Control-Request-Headers",
+    }
+
+
+async def test_polling_preflight_from_an_unlisted_origin_gets_no_cors_headers(
+    signaling: Harness, signaling_config: Callable[..., None]
+) -> None:
+    # given
+    signaling_config(cors_origins=("https://app.example",))
+    headers = [(b"origin", b"https://evil.example"), *CORS_PREFLIGHT[1:]]
+    # when
+    response = await (await signaling.request("OPTIONS", headers=headers)).response()
+    # then
+    assert response.status == 204
+    assert [k for k in response.headers if k.startswith("access-control-")] == []
+
+
+@pytest.mark.parametrize(
+    ("_case", "requested"),
+    [("none requested", None), ("not a header list", b"x-a;rm -rf"), ("too long", b"x-" + b"a" * 5000)],
+)
+async def test_polling_preflight_without_an_echoable_request_allows_the_default_headers(
+    signaling: Harness, signaling_config: Callable[..., None], _case: str, requested: bytes | None
+) -> None:
+    # given
+    signaling_config(cors_origins=("*",))
+    headers = [(b"origin", b"https://app.example")]
+    if requested is not None:
+        headers.append((b"access-control-request-headers", requested))
+    # when
+    response = await (await signaling.request("OPTIONS", headers=headers)).response()
+    # then
+    assert response.status == 204
+    assert response.headers["access-control-allow-headers"] == "content-type, authorization"
+    assert response.headers["access-control-max-age"] == "7200"
+
+
 async def test_polling_peer_that_stops_answering_pings_is_dropped_and_room_hears_timeout(
     signaling: Harness, signaling_config: Callable[..., None], open_room: Any
 ) -> None:
