@@ -59,6 +59,7 @@ __all__ = [
     "Event",
     "SessionClosed",
     "SessionConfig",
+    "SessionEvent",
     "SessionState",
     "SioAckReceived",
     "SioConnect",
@@ -88,24 +89,36 @@ class SessionState(StrEnum):
     CLOSED = "closed"
 
 
-# The one table of legal state transitions (STYLE.md section 1).
-TRANSITIONS: dict[SessionState, frozenset[SessionState]] = {
-    SessionState.OPEN: frozenset({SessionState.UPGRADING, SessionState.CLOSED}),
-    # UPGRADING -> OPEN: "5" completed the upgrade, or the probe WebSocket failed.
-    SessionState.UPGRADING: frozenset({SessionState.OPEN, SessionState.CLOSED}),
-    SessionState.CLOSING: frozenset({SessionState.CLOSED}),
-    SessionState.CLOSED: frozenset(),
+class SessionEvent(StrEnum):
+    """What moves a session from one state to another (the keys of ``TRANSITIONS``)."""
+
+    PROBE_OPENED = "probe opened"  # a WebSocket with this sid arrived (begin_upgrade)
+    UPGRADE_RECEIVED = "upgrade received"  # "5" on the probe WebSocket
+    PROBE_FAILED = "probe failed"  # the probe WebSocket sent garbage or went away
+    CLOSE = "close"  # any close: app, client, transport, timeout, peer error
+
+
+# The one table of legal state transitions (STYLE.md section 1), as h11's: (state, event)
+# -> next state; a pair that is not here is a bug of the caller (LocalProtocolError).
+TRANSITIONS: dict[tuple[SessionState, SessionEvent], SessionState] = {
+    (SessionState.OPEN, SessionEvent.PROBE_OPENED): SessionState.UPGRADING,
+    (SessionState.OPEN, SessionEvent.CLOSE): SessionState.CLOSED,
+    (SessionState.UPGRADING, SessionEvent.UPGRADE_RECEIVED): SessionState.OPEN,
+    (SessionState.UPGRADING, SessionEvent.PROBE_FAILED): SessionState.OPEN,
+    (SessionState.UPGRADING, SessionEvent.CLOSE): SessionState.CLOSED,
+    (SessionState.CLOSING, SessionEvent.CLOSE): SessionState.CLOSED,
 }
 
 
-def transition(current: SessionState, new: SessionState) -> SessionState:
-    """Return ``new`` if ``current -> new`` is in ``TRANSITIONS``.
+def transition(current: SessionState, event: SessionEvent) -> SessionState:
+    """The state that ``event`` leads to from ``current`` (``TRANSITIONS``).
 
     Raises:
-        LocalProtocolError: the transition is not legal.
+        LocalProtocolError: ``event`` is not legal in ``current``.
     """
-    if new not in TRANSITIONS[current]:
-        raise LocalProtocolError(f"illegal session transition {current} -> {new}")
+    new = TRANSITIONS.get((current, event))
+    if new is None:
+        raise LocalProtocolError(f"illegal session event {event!r} in state {current}")
     return new
 
 
@@ -506,7 +519,7 @@ class EngineSession:
             or not self._config.upgrades_enabled
         ):
             raise RemoteProtocolError(f"upgrade refused (state {self._state}, transport {self._transport})")
-        self._state = transition(self._state, SessionState.UPGRADING)
+        self._state = transition(self._state, SessionEvent.PROBE_OPENED)
         self._probe_out = []
 
     def receive_upgrade_ws(self, frame: str | bytes, *, now: float) -> list[Event]:
@@ -534,7 +547,7 @@ class EngineSession:
             self._upgrade_noop_at = now + UPGRADE_NOOP_INTERVAL_S
             return []
         if frame == _UPGRADE:
-            self._state = transition(self._state, SessionState.OPEN)
+            self._state = transition(self._state, SessionEvent.UPGRADE_RECEIVED)
             self._transport = Transport.WEBSOCKET
             self._upgrade_noop_at = None
             # A GET still pending is answered NOOP: polling ends, nothing is left hanging.
@@ -557,7 +570,7 @@ class EngineSession:
         ``transport_closed``).
         """
         if self._state is SessionState.UPGRADING:
-            self._state = transition(self._state, SessionState.OPEN)
+            self._state = transition(self._state, SessionEvent.PROBE_FAILED)
             self._probe_out = []
             self._upgrade_noop_at = None
 
@@ -740,7 +753,7 @@ class EngineSession:
         *,
         polling_packet: str | None,
     ) -> SessionClosed:
-        self._state = transition(self._state, SessionState.CLOSED)
+        self._state = transition(self._state, SessionEvent.CLOSE)
         self._is_closed = True
         self._next_ping_at = None
         self._pong_deadline = None

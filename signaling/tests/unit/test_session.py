@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from signaling.protocol import (
+    TRANSITIONS,
     CloseReason,
     EioMessageReceived,
     EngineSession,
@@ -15,6 +16,7 @@ from signaling.protocol import (
     RemoteProtocolError,
     SessionClosed,
     SessionConfig,
+    SessionEvent,
     SessionState,
     SioAckReceived,
     SioConnect,
@@ -1002,32 +1004,45 @@ def test_socketio_calls_on_a_bare_session_are_local_errors() -> None:
 # --- the transition table ----------------------------------------------------------------
 
 
+S, E = SessionState, SessionEvent
+
+
 @pytest.mark.parametrize(
-    ("_case", "current", "new"),
+    ("_case", "current", "event", "new"),
     [
-        ("open to upgrading", SessionState.OPEN, SessionState.UPGRADING),
-        ("open to closed", SessionState.OPEN, SessionState.CLOSED),
-        ("upgrading to open", SessionState.UPGRADING, SessionState.OPEN),
-        ("upgrading to closed", SessionState.UPGRADING, SessionState.CLOSED),
-        ("closing to closed", SessionState.CLOSING, SessionState.CLOSED),
+        ("probe opened while open", S.OPEN, E.PROBE_OPENED, S.UPGRADING),
+        ("close while open", S.OPEN, E.CLOSE, S.CLOSED),
+        ("upgrade packet while upgrading", S.UPGRADING, E.UPGRADE_RECEIVED, S.OPEN),
+        ("probe failed while upgrading", S.UPGRADING, E.PROBE_FAILED, S.OPEN),
+        ("close while upgrading", S.UPGRADING, E.CLOSE, S.CLOSED),
+        ("close while closing", S.CLOSING, E.CLOSE, S.CLOSED),
     ],
 )
-def test_legal_transition_returns_the_new_state(_case: str, current: SessionState, new: SessionState) -> None:
+def test_legal_event_leads_to_its_state(
+    _case: str, current: SessionState, event: SessionEvent, new: SessionState
+) -> None:
     # given / when / then
-    assert transition(current, new) is new
+    assert transition(current, event) is new
+    assert TRANSITIONS[(current, event)] is new
 
 
 @pytest.mark.parametrize(
-    ("_case", "current", "new"),
+    ("_case", "current", "event"),
     [
-        ("closed to open", SessionState.CLOSED, SessionState.OPEN),
-        ("closed to closed", SessionState.CLOSED, SessionState.CLOSED),
-        ("open to open", SessionState.OPEN, SessionState.OPEN),
-        ("upgrading to upgrading", SessionState.UPGRADING, SessionState.UPGRADING),
-        ("closing to open", SessionState.CLOSING, SessionState.OPEN),
+        ("close when closed", S.CLOSED, E.CLOSE),
+        ("probe when closed", S.CLOSED, E.PROBE_OPENED),
+        ("second probe while upgrading", S.UPGRADING, E.PROBE_OPENED),
+        ("upgrade packet while open", S.OPEN, E.UPGRADE_RECEIVED),
+        ("probe failed while open", S.OPEN, E.PROBE_FAILED),
+        ("upgrade packet while closing", S.CLOSING, E.UPGRADE_RECEIVED),
     ],
 )
-def test_illegal_transition_raises_local_protocol_error(_case: str, current: SessionState, new: SessionState) -> None:
+def test_illegal_event_raises_local_protocol_error(_case: str, current: SessionState, event: SessionEvent) -> None:
     # given / when / then
     with pytest.raises(LocalProtocolError):
-        transition(current, new)
+        transition(current, event)
+
+
+def test_every_state_but_closed_has_a_way_to_close() -> None:
+    # given / when / then: the table is total for CLOSE
+    assert {state for (state, event) in TRANSITIONS if event is E.CLOSE} == set(S) - {S.CLOSED}
