@@ -118,7 +118,9 @@ def decode_polling_payload(body: str) -> list[EioPacket]:
             try:
                 data = base64.b64decode(part[1:], validate=True)
             except (binascii.Error, ValueError) as exc:
-                raise RemoteProtocolError("bad base64 in binary polling packet") from exc
+                raise RemoteProtocolError(
+                    "bad base64 in binary polling packet"
+                ) from exc
             packets.append(EioPacket(EioPacketType.MESSAGE, data))
         else:
             packets.append(_decode_text(part))
@@ -134,7 +136,9 @@ def encode_polling_item(item: str | bytes) -> str:
 
 def encode_polling_payload(packets: Iterable[EioPacket]) -> str:
     """Encode packets as one HTTP long-polling payload (a GET response body)."""
-    return RECORD_SEPARATOR.join(encode_polling_item(encode_ws_frame(packet)) for packet in packets)
+    return RECORD_SEPARATOR.join(
+        encode_polling_item(encode_ws_frame(packet)) for packet in packets
+    )
 
 
 def open_packet_data(

@@ -58,7 +58,8 @@ class RemoteProtocolError(ProtocolError):
 
     def __repr__(self) -> str:
         return (
-            f"RemoteProtocolError({self.message!r}, http_status={self.http_status}, ws_close_code={self.ws_close_code})"
+            f"RemoteProtocolError({self.message!r}, http_status={self.http_status}, "
+            f"ws_close_code={self.ws_close_code})"
         )
 
 
