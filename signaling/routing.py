@@ -22,6 +22,8 @@ from signaling.service.sockets import SignalingApp
 
 logger = logging.getLogger(__name__)
 SOCKET_IO_PATH = r"^socket\.io/?$"
+# socket.io's connectTimeout default: a session that connects no namespace is closed.
+CONNECT_TIMEOUT_MS = 45000
 
 
 def session_config() -> SessionConfig:
@@ -31,6 +33,7 @@ def session_config() -> SessionConfig:
         ping_interval_ms=cfg.heartbeat_interval_ms,
         ping_timeout_ms=cfg.heartbeat_timeout_ms,
         max_payload_bytes=cfg.max_payload_bytes,
+        connect_timeout_ms=CONNECT_TIMEOUT_MS,
     )
 
 

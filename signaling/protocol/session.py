@@ -142,9 +142,12 @@ class SessionConfig:
     ping_timeout_ms: int = 20000
     max_payload_bytes: int = 1_000_000
     upgrades_enabled: bool = True
+    # socket.io's connectTimeout: a Socket.IO session that has connected no namespace by
+    # then is closed (server close); bare Engine.IO sessions have no such deadline.
+    connect_timeout_ms: int = 45000
 
     def __post_init__(self) -> None:
-        for name in ("ping_interval_ms", "ping_timeout_ms", "max_payload_bytes"):
+        for name in ("ping_interval_ms", "ping_timeout_ms", "max_payload_bytes", "connect_timeout_ms"):
             value = getattr(self, name)
             if type(value) is not int or value <= 0:
                 raise LocalProtocolError(f"SessionConfig.{name} must be a positive int")
@@ -263,10 +266,12 @@ class EngineSession:
         "_close_event",
         "_close_reported",
         "_config",
+        "_connect_deadline",
         "_decoder",
         "_is_closed",
         "_is_poll_pending",
         "_is_poll_release_due",
+        "_is_posting",
         "_is_root_connected",
         "_last_ping_at",
         "_max_payload_bytes",
@@ -313,6 +318,8 @@ class EngineSession:
         self._last_ping_at = now
         self._probe_out: list[str | bytes] = []
         self._upgrade_noop_at: float | None = None
+        self._is_posting = False
+        self._connect_deadline: float | None = now + config.connect_timeout_ms / 1000 if socketio else None
         self._is_poll_release_due = False
         upgrades = [Transport.WEBSOCKET.value] if transport is Transport.POLLING and config.upgrades_enabled else []
         # Wire items, in order: a str is one Engine.IO text packet (type digit first), a
@@ -384,6 +391,34 @@ class EngineSession:
             return self._receive_message(bytes(frame))
         except RemoteProtocolError as exc:
             return self._fail(exc)
+
+    def begin_post(self, *, body_size_bytes: int) -> list[Event]:
+        """Register a polling POST whose body is ``body_size_bytes`` long (or longer: the
+        adapter may stop reading past maxPayload). Engine.IO v4: one POST at a time.
+
+        Returns:
+            ``[]``: go on with ``receive_polling_post``, then ``end_post``. Otherwise the
+            session is now closed and the list is ``[SessionClosed(reason, error)]``: answer
+            this POST with ``error.http_status`` and do not call ``end_post``. Overlapping
+            POST: 400, TRANSPORT_ERROR (engine.io: "data request overlap from client").
+            Body over maxPayload: 413, PARSE_ERROR (SPEC section 3).
+
+        Raises:
+            RemoteProtocolError: (HTTP 400) the session is already closed.
+        """
+        if self._is_closed:
+            raise RemoteProtocolError("polling POST for a closed session")
+        if self._is_posting:
+            error = RemoteProtocolError("overlapping polling POST requests")
+            return [self._close(CloseReason.TRANSPORT_ERROR, error, polling_packet=_CLOSE)]
+        if body_size_bytes > self._max_payload_bytes:
+            return self._fail(_oversize(body_size_bytes, self._max_payload_bytes))
+        self._is_posting = True
+        return []
+
+    def end_post(self) -> None:
+        """The POST registered by ``begin_post`` is handled (its events ran)."""
+        self._is_posting = False
 
     def receive_polling_post(self, body: str, *, now: float) -> list[Event]:
         """Handle the body of one polling POST (several packets separated by ``\\x1e``).
@@ -651,6 +686,7 @@ class EngineSession:
             raise LocalProtocolError(f"no pending CONNECT for namespace {namespace!r}")
         self._queue_packets(encode_packet(SioPacket(SioPacketType.CONNECT, namespace, {"sid": sio_sid})))
         self._namespaces[namespace] = _Namespace.CONNECTED
+        self._connect_deadline = None
         if namespace == _ROOT:
             self._is_root_connected = True
 
@@ -759,6 +795,7 @@ class EngineSession:
         self._pong_deadline = None
         self._probe_out = []
         self._upgrade_noop_at = None
+        self._connect_deadline = None
         self._is_root_connected = False
         if polling_packet is not None and self._transport is Transport.POLLING:
             self._out.append(polling_packet)
@@ -787,23 +824,30 @@ class EngineSession:
     # -- timers ------------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
-        """The earliest of the next PING, the PONG deadline and (while an upgrade probe is
-        in progress) the next NOOP check of the pending GET; ``None`` once closed."""
-        deadlines = [at for at in (self._next_ping_at, self._pong_deadline, self._upgrade_noop_at) if at is not None]
+        """The earliest of the next PING, the PONG deadline, the connect deadline (until a
+        namespace is accepted) and, while an upgrade probe is in progress, the next NOOP
+        check of the pending GET; ``None`` once closed."""
+        timers = (self._next_ping_at, self._pong_deadline, self._upgrade_noop_at, self._connect_deadline)
+        deadlines = [at for at in timers if at is not None]
         return min(deadlines) if deadlines else None
 
     def handle_timer(self, *, now: float) -> list[Event]:
-        """Run the heartbeat at ``now``: close on PONG timeout, or queue a due PING; while
-        an upgrade probe is in progress, queue a NOOP for a pending GET that has nothing.
+        """Run the timers at ``now``: close on PONG timeout or when no namespace was
+        accepted within ``connect_timeout_ms``; queue a due PING; while an upgrade probe is
+        in progress, queue a NOOP for a pending GET that has nothing.
 
         Returns:
-            ``[SessionClosed(PING_TIMEOUT)]`` on timeout, else ``[]`` (a PING may be queued:
+            ``[SessionClosed(PING_TIMEOUT)]`` / ``[SessionClosed(SERVER_CLOSE)]`` on timeout,
+            else ``[]`` (a PING may be queued:
             drain / wake the GET).
         """
         if self._is_closed:
             return []
         if self._pong_deadline is not None and now >= self._pong_deadline:
             return [self._close(CloseReason.PING_TIMEOUT, None, polling_packet=_CLOSE)]
+        if self._connect_deadline is not None and now >= self._connect_deadline:
+            # socket.io (lib/client.ts): "no namespace joined yet, close the client".
+            return [self._close(CloseReason.SERVER_CLOSE, None, polling_packet=_CLOSE)]
         if self._upgrade_noop_at is not None and now >= self._upgrade_noop_at:
             # A GET pending with nothing to say during the upgrade gets a NOOP (engine.io).
             if self._is_poll_pending and not self._out:

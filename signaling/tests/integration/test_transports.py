@@ -597,7 +597,7 @@ async def test_session_that_never_connects_a_namespace_is_closed_after_connect_t
     signaling: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given: socket.io's connectTimeout, shortened for the test
-    monkeypatch.setattr("signaling.consumers.connection.CONNECT_TIMEOUT_S", 0.2)
+    monkeypatch.setattr("signaling.routing.CONNECT_TIMEOUT_MS", 200)
     client = await signaling.ws()
     # when: the client opens the Engine.IO session but never sends CONNECT
     # then
@@ -608,7 +608,7 @@ async def test_connected_session_outlives_the_connect_timeout(
     signaling: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given
-    monkeypatch.setattr("signaling.consumers.connection.CONNECT_TIMEOUT_S", 0.2)
+    monkeypatch.setattr("signaling.routing.CONNECT_TIMEOUT_MS", 200)
     client = await signaling.ws()
     await client.send("40" + json.dumps({"token": mint_agent_token("agent-alice")}))
     assert (await client.frame()).startswith('40{"sid":')

@@ -136,7 +136,7 @@ def test_first_ping_is_sent_one_interval_after_open() -> None:
 
 def test_pong_schedules_the_next_ping_one_interval_after_the_previous_ping() -> None:
     # given
-    session = ws_session()
+    session = connected_ws_session()
     session.handle_timer(now=25.0)
     session.outgoing_ws()
     # when
@@ -183,7 +183,7 @@ def test_polling_ping_timeout_queues_close_and_refuses_the_next_get() -> None:
 
 def test_polling_ping_and_pong_keep_the_session_open() -> None:
     # given
-    session = polling_session()
+    session = connected_polling_session()
     for ping_at in (25.0, 50.0, 75.0):
         # when
         session.handle_timer(now=ping_at)
@@ -193,6 +193,111 @@ def test_polling_ping_and_pong_keep_the_session_open() -> None:
         assert payload == "2"
         assert events == []
         assert session.next_deadline() == ping_at + 25.0
+
+
+# --- connect timeout (socket.io connectTimeout) -----------------------------------------
+
+SHORT_CONNECT = SessionConfig(ping_interval_ms=25000, ping_timeout_ms=20000, connect_timeout_ms=5000)
+
+
+@pytest.mark.parametrize("_case, transport", [("websocket", Transport.WEBSOCKET), ("polling", Transport.POLLING)])
+def test_session_without_a_namespace_is_closed_at_the_connect_deadline(_case: str, transport: Transport) -> None:
+    # given
+    session = EngineSession("eio-1", SHORT_CONNECT, now=0.0, transport=transport)
+    assert session.next_deadline() == 5.0
+    # when
+    early = session.handle_timer(now=4.9)
+    due = session.handle_timer(now=5.0)
+    # then
+    assert early == []
+    assert due == [SessionClosed(CloseReason.SERVER_CLOSE)]
+    assert session.is_closed is True
+    assert session.next_deadline() is None
+
+
+def test_accepted_namespace_cancels_the_connect_deadline() -> None:
+    # given
+    session = EngineSession("eio-1", SHORT_CONNECT, now=0.0, transport=Transport.WEBSOCKET)
+    session.outgoing_ws()
+    assert session.receive_ws("40", now=1.0) == [SioConnect("/", None)]
+    # when
+    session.accept_namespace("/", "client-1")
+    # then
+    assert session.next_deadline() == 25.0
+    assert session.handle_timer(now=5.0) == []
+    assert session.is_closed is False
+
+
+def test_rejected_namespace_leaves_the_connect_deadline() -> None:
+    # given
+    session = EngineSession("eio-1", SHORT_CONNECT, now=0.0, transport=Transport.WEBSOCKET)
+    session.outgoing_ws()
+    session.receive_ws('40{"token":"bad"}', now=1.0)
+    # when
+    session.reject_namespace("/", "invalid_token")
+    # then
+    assert session.next_deadline() == 5.0
+    assert session.handle_timer(now=5.0) == [SessionClosed(CloseReason.SERVER_CLOSE)]
+
+
+def test_bare_engine_io_session_has_no_connect_deadline() -> None:
+    # given / when
+    session = EngineSession("eio-1", SHORT_CONNECT, now=0.0, transport=Transport.WEBSOCKET, socketio=False)
+    # then
+    assert session.next_deadline() == 25.0
+
+
+# --- polling POST ----------------------------------------------------------------------
+
+
+def test_post_after_post_is_accepted_once_the_first_ended() -> None:
+    # given
+    session = connected_polling_session()
+    assert session.begin_post(body_size_bytes=2) == []
+    session.receive_polling_post("3", now=1.0)
+    session.end_post()
+    # when
+    events = session.begin_post(body_size_bytes=2)
+    # then
+    assert events == []
+    assert session.is_closed is False
+
+
+def test_overlapping_post_closes_the_session_with_transport_error() -> None:
+    # given: a POST whose events are still being handled
+    session = connected_polling_session()
+    assert session.begin_post(body_size_bytes=2) == []
+    # when
+    events = session.begin_post(body_size_bytes=2)
+    # then: engine.io's "data request overlap from client", HTTP 400
+    assert len(events) == 1
+    closed = events[0]
+    assert isinstance(closed, SessionClosed) and closed.reason is CloseReason.TRANSPORT_ERROR
+    assert closed.error is not None and closed.error.http_status == 400
+    assert session.is_closed is True
+    assert session.take_polling_payload() == "1"
+
+
+def test_post_over_max_payload_closes_the_session_with_413() -> None:
+    # given
+    session = EngineSession("eio-1", SMALL, now=0.0, transport=Transport.POLLING)
+    session.take_polling_payload()
+    # when
+    events = session.begin_post(body_size_bytes=101)
+    # then
+    error = closed_with(events)
+    assert (error.http_status, error.ws_close_code) == (413, 1009)
+    assert session.is_closed is True
+
+
+def test_post_for_a_closed_session_is_refused_400() -> None:
+    # given
+    session = connected_polling_session()
+    session.close()
+    # when / then
+    with pytest.raises(RemoteProtocolError) as excinfo:
+        session.begin_post(body_size_bytes=1)
+    assert excinfo.value.http_status == 400
 
 
 def test_client_ping_is_a_protocol_error() -> None:
