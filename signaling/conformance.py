@@ -27,7 +27,7 @@ from django.urls import re_path
 
 from signaling.consumers.connection import Connection, new_sid
 from signaling.consumers.polling import EnginePollingConsumer
-from signaling.consumers.websocket import EngineWebsocketConsumer
+from signaling.consumers.websocket import EngineWebsocketConsumer, refuse_websocket
 from signaling.protocol import (
     CloseReason,
     EioMessageReceived,
@@ -95,7 +95,9 @@ def build_conformance_application(config: SessionConfig = REFERENCE_CONFIG) -> A
     return ProtocolTypeRouter(
         {
             "http": URLRouter([re_path(r"^socket\.io/?$", sio_poll), re_path(r"^engine\.io/?$", eio_poll)]),
-            "websocket": URLRouter([re_path(r"^socket\.io/?$", sio_ws), re_path(r"^engine\.io/?$", eio_ws)]),
+            "websocket": URLRouter(
+                [re_path(r"^socket\.io/?$", sio_ws), re_path(r"^engine\.io/?$", eio_ws), re_path(r"", refuse_websocket)]
+            ),
         }
     )
 
@@ -112,6 +114,8 @@ def main(argv: list[str] | None = None) -> None:
     import os
     import sys
 
+    from signaling.management.commands.serve import UVICORN_WS_OPTIONS
+
     parser = argparse.ArgumentParser(prog="python -m signaling.conformance", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=3000)
     parser.add_argument("--host", default="127.0.0.1")
@@ -122,7 +126,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.server == "daphne":
         command = [exe, "-b", args.host, "-p", str(args.port), target]
     else:
-        command = [exe, "--host", args.host, "--port", str(args.port), "--log-level", "warning", target]
+        command = [exe, "--host", args.host, "--port", str(args.port), "--log-level", "warning"]
+        command += [*UVICORN_WS_OPTIONS, target]
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     print(f"conformance app on http://{args.host}:{args.port} (/engine.io/, /socket.io/)", flush=True)
     os.execve(exe, command, env)

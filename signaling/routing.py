@@ -15,13 +15,15 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.urls import re_path
 
 from signaling.consumers.polling import EnginePollingConsumer
-from signaling.consumers.websocket import EngineWebsocketConsumer
+from signaling.consumers.websocket import EngineWebsocketConsumer, refuse_websocket
 from signaling.protocol import SessionConfig
 from signaling.service.instance import get_instance
 from signaling.service.sockets import SignalingApp
 
 logger = logging.getLogger(__name__)
 SOCKET_IO_PATH = r"^socket\.io/?$"
+# socket.io's connectTimeout default: a session that connects no namespace is closed.
+CONNECT_TIMEOUT_MS = 45000
 
 
 def session_config() -> SessionConfig:
@@ -31,6 +33,7 @@ def session_config() -> SessionConfig:
         ping_interval_ms=cfg.heartbeat_interval_ms,
         ping_timeout_ms=cfg.heartbeat_timeout_ms,
         max_payload_bytes=cfg.max_payload_bytes,
+        connect_timeout_ms=CONNECT_TIMEOUT_MS,
     )
 
 
@@ -67,4 +70,6 @@ def build_application(django_application: Any) -> Any:
         app=app, session_config=config, cors_origins=settings.SIGNALING.cors_origins
     )
     http = URLRouter([re_path(SOCKET_IO_PATH, polling), re_path(r"", ASGIStaticFilesHandler(django_application))])
-    return StartHub(ProtocolTypeRouter({"http": http, "websocket": URLRouter([re_path(SOCKET_IO_PATH, websocket)])}))
+    # Any other websocket path is refused (HTTP 403), not left to the router to raise on.
+    websockets = URLRouter([re_path(SOCKET_IO_PATH, websocket), re_path(r"", refuse_websocket)])
+    return StartHub(ProtocolTypeRouter({"http": http, "websocket": websockets}))

@@ -37,8 +37,6 @@ logger = logging.getLogger(__name__)
 # ASGI send callable of the transport currently carrying the session's websocket frames.
 WsSend = Callable[[dict[str, Any]], Awaitable[None]]
 SID_BYTES = 15  # 20 URL-safe characters, as socket.io's own ids
-# socket.io's connectTimeout: a session whose client never connects a namespace is closed.
-CONNECT_TIMEOUT_S = 45.0
 # Peers remembered for "log once at WARNING"; the set is cleared when it grows past this.
 MAX_WARNED_PEERS = 10_000
 
@@ -117,13 +115,8 @@ class Connection:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._closed = False
-        self.is_posting = False
         Connection.registry[self.eio_sid] = self
-        self._arm_timer()
-        self._connect_timer: asyncio.TimerHandle | None = None
-        if socketio:
-            loop = asyncio.get_running_loop()
-            self._connect_timer = loop.call_later(CONNECT_TIMEOUT_S, self._on_connect_timeout)
+        self._arm_timer()  # the session's deadlines: heartbeat, connect timeout, upgrade checks
 
     # -- inbound ---------------------------------------------------------------------
 
@@ -159,9 +152,6 @@ class Connection:
     def accept(self, namespace: str, client_id: str) -> None:
         """Accept a namespace CONNECT under ``client_id`` (the client's ``socket.id``)."""
         self.namespaces[namespace] = client_id
-        if self._connect_timer is not None:
-            self._connect_timer.cancel()
-            self._connect_timer = None
         self.session.accept_namespace(namespace, client_id)
 
     async def send_sio_text(self, text: str) -> None:
@@ -180,7 +170,7 @@ class Connection:
         session = self.session
         if session.transport is Transport.WEBSOCKET:
             await self._write_ws()
-        elif session.has_polling_data():
+        if session.has_polling_data():  # after the upgrade: the NOOP releasing a pending GET
             self.poll_ready.set()
         self._arm_timer()
 
@@ -247,10 +237,9 @@ class Connection:
             return
         self._closed = True
         Connection.registry.pop(self.eio_sid, None)
-        for timer in (self._timer, self._connect_timer):
-            if timer is not None:
-                timer.cancel()
-        self._timer = self._connect_timer = None
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
         self.poll_ready.set()
         if event.error is not None:
             self.log_protocol_error(event.error)
@@ -262,13 +251,10 @@ class Connection:
                 logger.debug("close of session %s websocket failed", self.eio_sid)
         await self.app.on_close(self, event.reason)
 
-    def _on_connect_timeout(self) -> None:
-        self._connect_timer = None
-        if not self.namespaces and not self._closed:
-            logger.debug("session %s connected no namespace in time; closing it", self.eio_sid)
-            task = asyncio.get_running_loop().create_task(self.close())
-            _background.add(task)
-            task.add_done_callback(_background.discard)
+    @property
+    def is_finished(self) -> bool:
+        """True once the session's close has been handled (the app heard ``on_close``)."""
+        return self._closed
 
     async def abort(self) -> None:
         """Last resort after an unexpected error: end this session only."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from typing import Any
 
@@ -20,7 +21,7 @@ from channels.exceptions import StopConsumer
 from signaling.consumers.connection import Connection, SocketApp
 from signaling.consumers.websocket import parse_query
 from signaling.protocol import (
-    CloseReason,
+    Event,
     RemoteProtocolError,
     SessionClosed,
     SessionConfig,
@@ -32,6 +33,13 @@ logger = logging.getLogger(__name__)
 # engine.io's own error codes for a refused request (engine.io server, lib/server.ts).
 UNKNOWN_TRANSPORT, UNKNOWN_SID, BAD_REQUEST, UNSUPPORTED_VERSION = 0, 1, 3, 5
 TEXT_PLAIN = b"text/plain; charset=UTF-8"
+# CORS: without a preflight's Access-Control-Request-Headers, the headers a client may send.
+DEFAULT_ALLOWED_HEADERS = b"content-type, authorization"
+# How long a browser may cache a preflight (s); Chromium caps it at 7200, Firefox at 86400.
+CORS_MAX_AGE_S = b"7200"
+# RFC 9110 field names separated by commas: what a preflight may ask for, echoed as it came.
+_HEADER_LIST = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+(?:[ \t]*,[ \t]*[!#$%&'*+.^_`|~0-9A-Za-z-]+)*")
+MAX_REQUESTED_HEADERS_BYTES = 4096
 
 
 class EnginePollingConsumer(AsyncConsumer):
@@ -115,10 +123,11 @@ class EnginePollingConsumer(AsyncConsumer):
             conn.session.begin_poll()
         except RemoteProtocolError as exc:
             await self.respond(exc.http_status, _error_body(BAD_REQUEST, str(exc)), json_body=True)
-            # A duplicate GET closed the session; a GET after the upgrade leaves it alone
-            # (Engine.IO v4 suite: "ignores HTTP requests with same sid after upgrade").
+            # A duplicate GET closed the session (its close, TRANSPORT_ERROR, is reported by
+            # close()); a GET after the upgrade leaves it alone (Engine.IO v4 suite: "ignores
+            # HTTP requests with same sid after upgrade").
             if conn.session.is_closed:
-                await conn.handle([SessionClosed(CloseReason.PARSE_ERROR, error=exc)])
+                await conn.handle(conn.session.close())
             return
         self.waiting = asyncio.get_running_loop().create_task(self.hold_get(conn))
 
@@ -133,32 +142,37 @@ class EnginePollingConsumer(AsyncConsumer):
         await self.respond(200, payload.encode())
 
     async def post(self, conn: Connection, body: bytes) -> None:
-        if self.body_size > self.session_config.max_payload_bytes:
-            error = RemoteProtocolError("payload too large", http_status=413, ws_close_code=1009)
-            await self.respond(413, _error_body(BAD_REQUEST, str(error)), json_body=True)
-            await conn.handle([SessionClosed(CloseReason.PARSE_ERROR, error=error)])
+        # The session decides: one POST at a time, maxPayload (the body may be cut short).
+        try:
+            refused = conn.session.begin_post(body_size_bytes=self.body_size)
+        except RemoteProtocolError as exc:
+            await self.respond(exc.http_status, _error_body(BAD_REQUEST, str(exc)), json_body=True)
             return
-        if conn.is_posting:  # Engine.IO v4: one POST at a time, like one GET
-            error = RemoteProtocolError("overlapping POST requests")
-            await self.respond(400, _error_body(BAD_REQUEST, str(error)), json_body=True)
-            await conn.handle([SessionClosed(CloseReason.PARSE_ERROR, error=error)])
+        if refused:
+            await self.answer_error(conn, refused)
             return
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
             text = "\x00"  # not a payload: the session reports the parse error
-        conn.is_posting = True
         try:
             events = conn.session.receive_polling_post(text, now=time.monotonic())
-            closed = next((e for e in events if isinstance(e, SessionClosed) and e.error), None)
             # Answer after the events ran: the client's next POST then cannot overtake them.
             await conn.handle(events)
         finally:
-            conn.is_posting = False
-        if closed is not None and closed.error is not None:
-            await self.respond(closed.error.http_status, _error_body(BAD_REQUEST, str(closed.error)), json_body=True)
+            conn.session.end_post()
+        if _close_error(events) is not None:
+            await self.answer_error(conn, events)
         else:
             await self.respond(200, b"ok")
+
+    async def answer_error(self, conn: Connection, events: list[Event]) -> None:
+        """Answer with the status of the peer error that closed the session; run the close."""
+        error = _close_error(events)
+        assert error is not None
+        await self.respond(error.http_status, _error_body(BAD_REQUEST, str(error)), json_body=True)
+        if not conn.is_finished:
+            await conn.handle(events)
 
     async def refuse(self, code: int, message: str, *, status: int = 400) -> None:
         await self.respond(status, _error_body(code, message), json_body=True)
@@ -173,19 +187,36 @@ class EnginePollingConsumer(AsyncConsumer):
         await self.send({"type": "http.response.body", "body": body})
 
     def cors_headers(self) -> list[tuple[bytes, bytes]]:
-        origin = next((v for k, v in self.scope.get("headers", ()) if k == b"origin"), None)
+        """CORS for an allowed origin, as the ``cors`` package socket.io uses: the origin
+        echoed, and on a preflight the requested headers echoed plus a ``Max-Age``."""
+        headers = dict(self.scope.get("headers", ()))
+        origin = headers.get(b"origin")
         allow_all = "*" in self.cors_origins
         if origin is None:
             return [(b"access-control-allow-origin", b"*")] if allow_all else []
         if not allow_all and origin.decode("latin-1").rstrip("/") not in self.cors_origins:
             return []
-        return [
+        cors = [
             (b"access-control-allow-origin", origin),
             (b"access-control-allow-credentials", b"true"),
             (b"access-control-allow-methods", b"GET, POST, OPTIONS"),
-            (b"access-control-allow-headers", b"content-type, authorization"),
-            (b"vary", b"Origin"),
         ]
+        if self.scope["method"] != "OPTIONS":
+            cors += [(b"access-control-allow-headers", DEFAULT_ALLOWED_HEADERS), (b"vary", b"Origin")]
+            return cors
+        requested = headers.get(b"access-control-request-headers", b"").strip()
+        is_echoable = len(requested) <= MAX_REQUESTED_HEADERS_BYTES and _HEADER_LIST.fullmatch(requested)
+        cors += [
+            (b"access-control-allow-headers", requested if is_echoable else DEFAULT_ALLOWED_HEADERS),
+            (b"access-control-max-age", CORS_MAX_AGE_S),
+            (b"vary", b"Origin, Access-Control-Request-Headers"),
+        ]
+        return cors
+
+
+def _close_error(events: list[Event]) -> RemoteProtocolError | None:
+    """The peer error of the ``SessionClosed`` among ``events``, if any."""
+    return next((e.error for e in events if isinstance(e, SessionClosed) and e.error is not None), None)
 
 
 def _error_body(code: int, message: str) -> bytes:

@@ -20,6 +20,8 @@ from signaling.consumers.connection import Connection, SocketApp, close_websocke
 from signaling.protocol import RemoteProtocolError, SessionConfig, Transport
 
 logger = logging.getLogger(__name__)
+# RFC 6455: the close code of a websocket refused after its accept (no such session).
+WS_CLOSE_POLICY_VIOLATION = 1008
 
 
 def parse_query(scope: dict[str, Any]) -> dict[str, str]:
@@ -79,18 +81,20 @@ class EngineWebsocketConsumer(AsyncConsumer):
             await self.conn.flush()
             return
         conn = Connection.registry.get(sid)
+        # engine.io (lib/server.ts onWebSocket) accepts the websocket of a session that is
+        # gone, already upgrading or upgraded, then closes it; the session is left alone.
+        await self.send({"type": "websocket.accept"})
         if conn is None:
-            logger.debug("websocket for unknown session %s refused", sid)
-            await self.send({"type": "websocket.close", "code": 1008})
+            logger.debug("websocket for unknown session %s closed", sid)
+            await close_websocket(self.send, WS_CLOSE_POLICY_VIOLATION)
             return
         try:
             conn.session.begin_upgrade(now=time.monotonic())
         except RemoteProtocolError as exc:
             conn.log_protocol_error(exc)
-            await self.send({"type": "websocket.close", "code": 1008})
+            await close_websocket(self.send, WS_CLOSE_POLICY_VIOLATION)
             return
         self.conn, self.is_probe = conn, True
-        await self.send({"type": "websocket.accept"})
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:
         conn = self.conn
@@ -138,3 +142,15 @@ class EngineWebsocketConsumer(AsyncConsumer):
                 except Exception:
                     logger.exception("teardown of session %s failed", conn.eio_sid)
         raise StopConsumer()
+
+
+async def refuse_websocket(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """ASGI app for a websocket to any path but the Engine.IO one: closed before the accept.
+
+    ASGI servers answer that close with HTTP 403 (and log nothing): the router's fallback,
+    so an unknown path is refused cleanly instead of raising in the router.
+    """
+    message = await receive()
+    if message["type"] == "websocket.connect":
+        logger.debug("websocket to %r refused: not an Engine.IO path", scope.get("path"))
+        await send({"type": "websocket.close", "code": WS_CLOSE_POLICY_VIOLATION})

@@ -45,6 +45,7 @@ from signaling.protocol.socketio import (
     SioPacket,
     SioPacketType,
     encode_packet,
+    incoming_event_name,
     namespace_prefix,
     parse_json,
     utf8_length,
@@ -58,6 +59,7 @@ __all__ = [
     "Event",
     "SessionClosed",
     "SessionConfig",
+    "SessionEvent",
     "SessionState",
     "SioAckReceived",
     "SioConnect",
@@ -87,24 +89,36 @@ class SessionState(StrEnum):
     CLOSED = "closed"
 
 
-# The one table of legal state transitions (STYLE.md section 1).
-TRANSITIONS: dict[SessionState, frozenset[SessionState]] = {
-    SessionState.OPEN: frozenset({SessionState.UPGRADING, SessionState.CLOSED}),
-    # UPGRADING -> OPEN: "5" completed the upgrade, or the probe WebSocket failed.
-    SessionState.UPGRADING: frozenset({SessionState.OPEN, SessionState.CLOSED}),
-    SessionState.CLOSING: frozenset({SessionState.CLOSED}),
-    SessionState.CLOSED: frozenset(),
+class SessionEvent(StrEnum):
+    """What moves a session from one state to another (the keys of ``TRANSITIONS``)."""
+
+    PROBE_OPENED = "probe opened"  # a WebSocket with this sid arrived (begin_upgrade)
+    UPGRADE_RECEIVED = "upgrade received"  # "5" on the probe WebSocket
+    PROBE_FAILED = "probe failed"  # the probe WebSocket sent garbage or went away
+    CLOSE = "close"  # any close: app, client, transport, timeout, peer error
+
+
+# The one table of legal state transitions (STYLE.md section 1), as h11's: (state, event)
+# -> next state; a pair that is not here is a bug of the caller (LocalProtocolError).
+TRANSITIONS: dict[tuple[SessionState, SessionEvent], SessionState] = {
+    (SessionState.OPEN, SessionEvent.PROBE_OPENED): SessionState.UPGRADING,
+    (SessionState.OPEN, SessionEvent.CLOSE): SessionState.CLOSED,
+    (SessionState.UPGRADING, SessionEvent.UPGRADE_RECEIVED): SessionState.OPEN,
+    (SessionState.UPGRADING, SessionEvent.PROBE_FAILED): SessionState.OPEN,
+    (SessionState.UPGRADING, SessionEvent.CLOSE): SessionState.CLOSED,
+    (SessionState.CLOSING, SessionEvent.CLOSE): SessionState.CLOSED,
 }
 
 
-def transition(current: SessionState, new: SessionState) -> SessionState:
-    """Return ``new`` if ``current -> new`` is in ``TRANSITIONS``.
+def transition(current: SessionState, event: SessionEvent) -> SessionState:
+    """The state that ``event`` leads to from ``current`` (``TRANSITIONS``).
 
     Raises:
-        LocalProtocolError: the transition is not legal.
+        LocalProtocolError: ``event`` is not legal in ``current``.
     """
-    if new not in TRANSITIONS[current]:
-        raise LocalProtocolError(f"illegal session transition {current} -> {new}")
+    new = TRANSITIONS.get((current, event))
+    if new is None:
+        raise LocalProtocolError(f"illegal session event {event!r} in state {current}")
     return new
 
 
@@ -128,9 +142,12 @@ class SessionConfig:
     ping_timeout_ms: int = 20000
     max_payload_bytes: int = 1_000_000
     upgrades_enabled: bool = True
+    # socket.io's connectTimeout: a Socket.IO session that has connected no namespace by
+    # then is closed (server close); bare Engine.IO sessions have no such deadline.
+    connect_timeout_ms: int = 45000
 
     def __post_init__(self) -> None:
-        for name in ("ping_interval_ms", "ping_timeout_ms", "max_payload_bytes"):
+        for name in ("ping_interval_ms", "ping_timeout_ms", "max_payload_bytes", "connect_timeout_ms"):
             value = getattr(self, name)
             if type(value) is not int or value <= 0:
                 raise LocalProtocolError(f"SessionConfig.{name} must be a positive int")
@@ -220,6 +237,10 @@ _PROBE_PONG = "3probe"
 _UPGRADE = str(EioPacketType.UPGRADE.value)
 _FAST_EVENT_PREFIX = "42["  # MESSAGE + EVENT on "/" without ack id nor attachments
 _ROOT = "/"
+# engine.io (lib/socket.ts, onPacket of the probe): while an upgrade is in progress, a pending
+# polling GET is answered with a NOOP every 100 ms, so a GET the client sent after the probe's
+# NOOP cannot hold its upgrade packet until the next PING.
+UPGRADE_NOOP_INTERVAL_S = 0.1
 
 
 def _oversize(size_hint: int, limit: int) -> RemoteProtocolError:
@@ -245,9 +266,12 @@ class EngineSession:
         "_close_event",
         "_close_reported",
         "_config",
+        "_connect_deadline",
         "_decoder",
         "_is_closed",
         "_is_poll_pending",
+        "_is_poll_release_due",
+        "_is_posting",
         "_is_root_connected",
         "_last_ping_at",
         "_max_payload_bytes",
@@ -262,6 +286,7 @@ class EngineSession:
         "_socketio",
         "_state",
         "_transport",
+        "_upgrade_noop_at",
     )
 
     def __init__(
@@ -292,6 +317,10 @@ class EngineSession:
         self._pong_deadline: float | None = None
         self._last_ping_at = now
         self._probe_out: list[str | bytes] = []
+        self._upgrade_noop_at: float | None = None
+        self._is_posting = False
+        self._connect_deadline: float | None = now + config.connect_timeout_ms / 1000 if socketio else None
+        self._is_poll_release_due = False
         upgrades = [Transport.WEBSOCKET.value] if transport is Transport.POLLING and config.upgrades_enabled else []
         # Wire items, in order: a str is one Engine.IO text packet (type digit first), a
         # bytes is one binary MESSAGE. The same list is the polling buffer before the upgrade
@@ -363,6 +392,34 @@ class EngineSession:
         except RemoteProtocolError as exc:
             return self._fail(exc)
 
+    def begin_post(self, *, body_size_bytes: int) -> list[Event]:
+        """Register a polling POST whose body is ``body_size_bytes`` long (or longer: the
+        adapter may stop reading past maxPayload). Engine.IO v4: one POST at a time.
+
+        Returns:
+            ``[]``: go on with ``receive_polling_post``, then ``end_post``. Otherwise the
+            session is now closed and the list is ``[SessionClosed(reason, error)]``: answer
+            this POST with ``error.http_status`` and do not call ``end_post``. Overlapping
+            POST: 400, TRANSPORT_ERROR (engine.io: "data request overlap from client").
+            Body over maxPayload: 413, PARSE_ERROR (SPEC section 3).
+
+        Raises:
+            RemoteProtocolError: (HTTP 400) the session is already closed.
+        """
+        if self._is_closed:
+            raise RemoteProtocolError("polling POST for a closed session")
+        if self._is_posting:
+            error = RemoteProtocolError("overlapping polling POST requests")
+            return [self._close(CloseReason.TRANSPORT_ERROR, error, polling_packet=_CLOSE)]
+        if body_size_bytes > self._max_payload_bytes:
+            return self._fail(_oversize(body_size_bytes, self._max_payload_bytes))
+        self._is_posting = True
+        return []
+
+    def end_post(self) -> None:
+        """The POST registered by ``begin_post`` is handled (its events ran)."""
+        self._is_posting = False
+
     def receive_polling_post(self, body: str, *, now: float) -> list[Event]:
         """Handle the body of one polling POST (several packets separated by ``\\x1e``).
 
@@ -412,10 +469,14 @@ class EngineSession:
         ):
             # Fast path, the bulk of the traffic: '42[' + JSON array, one parse, no SioPacket.
             data = parse_json(text, 2)
-            if type(data) is not list or type(data[0] if data else None) is not str:
+            if type(data) is not list or not data:
                 raise RemoteProtocolError("EVENT payload must be [event_name, *args]")
             event = data[0]
-            if event in RESERVED_EVENTS:
+            if type(event) is not str:
+                event = incoming_event_name(event)
+                if event is None:
+                    raise RemoteProtocolError(f"invalid event name {data[0]!r}")
+            elif event in RESERVED_EVENTS:
                 raise RemoteProtocolError(f"reserved event name {event!r}")
             return [SioEventReceived(_ROOT, event, data[1:], None, utf8_length(text, 2))]
         kind = text[:1]
@@ -465,7 +526,9 @@ class EngineSession:
             raise RemoteProtocolError(f"packet for unconnected namespace {namespace!r}")
         data = packet.data
         if packet_type is SioPacketType.EVENT:
-            return [SioEventReceived(namespace, data[0], data[1:], packet.id, size_bytes)]
+            event = incoming_event_name(data[0])
+            assert event is not None  # the decoder refuses any other first element
+            return [SioEventReceived(namespace, event, data[1:], packet.id, size_bytes)]
         if packet_type is SioPacketType.ACK:
             assert packet.id is not None  # the decoder refuses an ACK without id
             return [SioAckReceived(namespace, packet.id, data)]
@@ -491,7 +554,7 @@ class EngineSession:
             or not self._config.upgrades_enabled
         ):
             raise RemoteProtocolError(f"upgrade refused (state {self._state}, transport {self._transport})")
-        self._state = transition(self._state, SessionState.UPGRADING)
+        self._state = transition(self._state, SessionEvent.PROBE_OPENED)
         self._probe_out = []
 
     def receive_upgrade_ws(self, frame: str | bytes, *, now: float) -> list[Event]:
@@ -516,10 +579,14 @@ class EngineSession:
             self._probe_out.append(_PROBE_PONG)
             # Engine.IO v4 "Upgrade": send a noop to any pending GET so polling ends cleanly.
             self._out.append(_NOOP)
+            self._upgrade_noop_at = now + UPGRADE_NOOP_INTERVAL_S
             return []
         if frame == _UPGRADE:
-            self._state = transition(self._state, SessionState.OPEN)
+            self._state = transition(self._state, SessionEvent.UPGRADE_RECEIVED)
             self._transport = Transport.WEBSOCKET
+            self._upgrade_noop_at = None
+            # A GET still pending is answered NOOP: polling ends, nothing is left hanging.
+            self._is_poll_release_due = self._is_poll_pending
             if _NOOP in self._out:
                 # The probe's NOOP was for a polling GET; none took it, so it must not
                 # reach the websocket (the v4 suite expects the next frame to be data).
@@ -538,8 +605,9 @@ class EngineSession:
         ``transport_closed``).
         """
         if self._state is SessionState.UPGRADING:
-            self._state = transition(self._state, SessionState.OPEN)
+            self._state = transition(self._state, SessionEvent.PROBE_FAILED)
             self._probe_out = []
+            self._upgrade_noop_at = None
 
     def outgoing_probe_ws(self) -> list[str | bytes]:
         """Frames to write on the probe WebSocket (clears them)."""
@@ -573,19 +641,26 @@ class EngineSession:
     def end_poll(self) -> None:
         """The pending GET finished (answered or gone)."""
         self._is_poll_pending = False
+        self._is_poll_release_due = False
 
     def has_polling_data(self) -> bool:
-        """True when a polling GET has something to return (transport still POLLING)."""
-        return self._transport is Transport.POLLING and bool(self._out)
+        """True when a polling GET has something to return: buffered packets (transport still
+        POLLING), or the NOOP that releases a GET left pending by the upgrade."""
+        if self._transport is Transport.POLLING:
+            return bool(self._out)
+        return self._is_poll_release_due
 
     def take_polling_payload(self) -> str:
         """All buffered packets as one polling payload (binary as ``b`` + base64); clears them.
 
         Raises:
-            LocalProtocolError: nothing buffered, or the transport is WEBSOCKET.
+            LocalProtocolError: nothing buffered (see ``has_polling_data``).
         """
         if not self.has_polling_data():
             raise LocalProtocolError("no polling data (check has_polling_data first)")
+        if self._transport is Transport.WEBSOCKET:
+            self._is_poll_release_due = False
+            return _NOOP
         items = self._out
         self._out = []
         if len(items) == 1:
@@ -611,6 +686,7 @@ class EngineSession:
             raise LocalProtocolError(f"no pending CONNECT for namespace {namespace!r}")
         self._queue_packets(encode_packet(SioPacket(SioPacketType.CONNECT, namespace, {"sid": sio_sid})))
         self._namespaces[namespace] = _Namespace.CONNECTED
+        self._connect_deadline = None
         if namespace == _ROOT:
             self._is_root_connected = True
 
@@ -713,11 +789,13 @@ class EngineSession:
         *,
         polling_packet: str | None,
     ) -> SessionClosed:
-        self._state = transition(self._state, SessionState.CLOSED)
+        self._state = transition(self._state, SessionEvent.CLOSE)
         self._is_closed = True
         self._next_ping_at = None
         self._pong_deadline = None
         self._probe_out = []
+        self._upgrade_noop_at = None
+        self._connect_deadline = None
         self._is_root_connected = False
         if polling_packet is not None and self._transport is Transport.POLLING:
             self._out.append(polling_packet)
@@ -746,26 +824,35 @@ class EngineSession:
     # -- timers ------------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
-        """The earliest of the next PING and the PONG deadline; ``None`` once closed."""
-        ping_at = self._next_ping_at
-        pong_deadline = self._pong_deadline
-        if ping_at is None:
-            return pong_deadline
-        if pong_deadline is None:
-            return ping_at
-        return min(ping_at, pong_deadline)
+        """The earliest of the next PING, the PONG deadline, the connect deadline (until a
+        namespace is accepted) and, while an upgrade probe is in progress, the next NOOP
+        check of the pending GET; ``None`` once closed."""
+        timers = (self._next_ping_at, self._pong_deadline, self._upgrade_noop_at, self._connect_deadline)
+        deadlines = [at for at in timers if at is not None]
+        return min(deadlines) if deadlines else None
 
     def handle_timer(self, *, now: float) -> list[Event]:
-        """Run the heartbeat at ``now``: close on PONG timeout, or queue a due PING.
+        """Run the timers at ``now``: close on PONG timeout or when no namespace was
+        accepted within ``connect_timeout_ms``; queue a due PING; while an upgrade probe is
+        in progress, queue a NOOP for a pending GET that has nothing.
 
         Returns:
-            ``[SessionClosed(PING_TIMEOUT)]`` on timeout, else ``[]`` (a PING may be queued:
+            ``[SessionClosed(PING_TIMEOUT)]`` / ``[SessionClosed(SERVER_CLOSE)]`` on timeout,
+            else ``[]`` (a PING may be queued:
             drain / wake the GET).
         """
         if self._is_closed:
             return []
         if self._pong_deadline is not None and now >= self._pong_deadline:
             return [self._close(CloseReason.PING_TIMEOUT, None, polling_packet=_CLOSE)]
+        if self._connect_deadline is not None and now >= self._connect_deadline:
+            # socket.io (lib/client.ts): "no namespace joined yet, close the client".
+            return [self._close(CloseReason.SERVER_CLOSE, None, polling_packet=_CLOSE)]
+        if self._upgrade_noop_at is not None and now >= self._upgrade_noop_at:
+            # A GET pending with nothing to say during the upgrade gets a NOOP (engine.io).
+            if self._is_poll_pending and not self._out:
+                self._out.append(_NOOP)
+            self._upgrade_noop_at = now + UPGRADE_NOOP_INTERVAL_S
         if self._next_ping_at is not None and now >= self._next_ping_at:
             self._out.append(_PING)
             self._last_ping_at = now

@@ -35,6 +35,7 @@ __all__ = [
     "encode_ack",
     "encode_event",
     "encode_packet",
+    "incoming_event_name",
     "namespace_prefix",
     "parse_json",
     "utf8_length",
@@ -304,13 +305,31 @@ def _fail(message: str) -> NoReturn:
     raise RemoteProtocolError(message)
 
 
+def incoming_event_name(value: Any) -> str | None:
+    """The event name of a client EVENT's first element, or ``None`` if it is not one.
+
+    socket.io-parser ``isPayloadValid`` accepts a string that is not reserved, or a number;
+    socket.io then dispatches a number as the listener key its EventEmitter makes of it, the
+    number's decimal text (``42[123]`` reaches ``socket.on("123")``), so a number is returned
+    as that text: to the application it is one more (usually unknown) event name.
+    """
+    kind = type(value)
+    if kind is str:
+        return None if value in RESERVED_EVENTS else value
+    if kind is int:  # bool is not int here: type() is exact
+        return str(value)
+    if kind is float:  # JSON has no NaN / Infinity: value is finite
+        return str(int(value)) if value.is_integer() and abs(value) < 1e21 else repr(value)
+    return None
+
+
 def _check_incoming(packet_type: SioPacketType, data: Any, ack_id: int | None) -> None:
     """Validate a client-to-server payload (socket.io-parser ``isPayloadValid``)."""
     if packet_type is SioPacketType.EVENT or packet_type is SioPacketType.BINARY_EVENT:
-        if type(data) is not list or not data or type(data[0]) is not str:
+        if type(data) is not list or not data:
             _fail("EVENT payload must be a non-empty array starting with the event name")
-        if data[0] in RESERVED_EVENTS:
-            _fail(f"reserved event name {data[0]!r}")
+        if incoming_event_name(data[0]) is None:
+            _fail(f"invalid or reserved event name {data[0]!r}")
     elif packet_type is SioPacketType.ACK or packet_type is SioPacketType.BINARY_ACK:
         if type(data) is not list:
             _fail("ACK payload must be an array")

@@ -14,6 +14,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 APPLICATION = "signaling_project.asgi:application"
+# socket.io's perMessageDeflate default is off (and daphne has none): every small signaling
+# frame compressed costs CPU for nothing. uvicorn enables it unless told otherwise.
+UVICORN_WS_OPTIONS = ("--ws-per-message-deflate", "false")
 
 
 class Command(BaseCommand):
@@ -43,6 +46,7 @@ class Command(BaseCommand):
                 "--log-level",
                 "warning",
                 "--proxy-headers",
+                *UVICORN_WS_OPTIONS,
                 APPLICATION,
             ]
         self.stdout.write(f"serving on http://{cfg.host}:{cfg.port} with {server}\n")

@@ -53,7 +53,7 @@ UNKNOWN_SID = {"code": 1, "message": "Session ID unknown"}
 BAD_HANDSHAKE_METHOD = {"code": 3, "message": "Bad handshake method"}
 UNSUPPORTED_VERSION = {"code": 5, "message": "Unsupported protocol version"}
 # RFC 6455 close codes our adapter uses (signaling/protocol/errors.py).
-WS_NORMAL, WS_PROTOCOL_ERROR, WS_MESSAGE_TOO_BIG = 1000, 1002, 1009
+WS_NORMAL, WS_PROTOCOL_ERROR, WS_POLICY_VIOLATION, WS_MESSAGE_TOO_BIG = 1000, 1002, 1008, 1009
 
 
 async def _assert_session_alive_on(ws: RawWebSocket, path: str) -> None:
@@ -163,9 +163,10 @@ async def test_requests_for_an_unknown_sid_are_refused_400(wire: WireClient) -> 
     get = await wire.poll(ENGINE, sid)
     post = await wire.push(ENGINE, sid, "4hello")
     probe = await wire.websocket(f"{ENGINE}?EIO=4&transport=websocket&sid={sid}")
-    # then
+    # then: the websocket is accepted, then closed without a frame
     assert [(get.status, _json(get.text)), (post.status, _json(post.text))] == [(400, UNKNOWN_SID)] * 2
-    assert probe == WsRefused(403)
+    assert isinstance(probe, RawWebSocket)
+    assert await probe.receive(answer_pings=False) == WsClosed(WS_POLICY_VIOLATION)
 
 
 async def test_polling_echoes_a_listed_origin_for_cors(wire: WireClient) -> None:
@@ -407,6 +408,49 @@ async def test_upgrade_probe_releases_a_pending_get_with_a_noop(wire: WireClient
     await _assert_session_alive_on(ws, ENGINE)
 
 
+@pytest.mark.parametrize("_case, path", PATHS)
+async def test_get_sent_after_the_probe_noop_is_answered_noop_not_held_until_a_ping(
+    wire: WireClient, _case: str, path: str
+) -> None:
+    # given: an upgrade in progress whose probe NOOP already released one GET
+    sid = await wire.open_polling(path)
+    ws = await wire.open_websocket(path, sid)
+    await ws.send("2probe")
+    assert await ws.receive(answer_pings=False) == "3probe"
+    first = await wire.poll(path, sid)
+    # when: the client polls again before pausing (engine.io-client's race); a PING that
+    # comes first is answered and the poll repeated, as the client would
+    answers = []
+    for _ in range(3):
+        reply = await wire.poll(path, sid)
+        answers.append(reply.text)
+        if reply.text != "2":
+            break
+        await wire.push(path, sid, "3")
+    # then: a NOOP comes (engine.io repeats it every 100 ms during the upgrade), not only PINGs
+    assert (first.status, first.text) == (200, "6")
+    assert answers[-1] == "6", answers
+    await ws.send("5")
+    await _assert_session_alive_on(ws, path)
+
+
+async def test_get_pending_when_the_upgrade_completes_is_released_with_a_noop(wire: WireClient) -> None:
+    # given: a GET pending during the upgrade
+    sid = await wire.open_polling(ENGINE)
+    ws = await wire.open_websocket(ENGINE, sid)
+    await ws.send("2probe")
+    assert await ws.receive(answer_pings=False) == "3probe"
+    assert (await wire.poll(ENGINE, sid)).text == "6"
+    pending = asyncio.create_task(wire.poll(ENGINE, sid))
+    await asyncio.sleep(0.05)
+    # when
+    await ws.send("5")
+    # then: that GET ends with a NOOP (or a PING it took first); the websocket goes on
+    released = await pending
+    assert (released.status, released.text) in ((200, "6"), (200, "2"))
+    await _assert_session_alive_on(ws, ENGINE)
+
+
 async def test_bad_frame_on_the_probe_websocket_closes_only_the_probe(wire: WireClient) -> None:
     # given
     sid = await wire.open_polling(ENGINE)
@@ -440,8 +484,10 @@ async def test_polling_get_after_the_upgrade_is_refused_400(wire: WireClient, _c
 
 
 @pytest.mark.parametrize("_case, path", PATHS)
-async def test_second_websocket_after_the_upgrade_is_refused(wire: WireClient, _case: str, path: str) -> None:
-    # given
+async def test_websocket_with_same_sid_after_upgrade_is_accepted_then_closed(
+    wire: WireClient, _case: str, path: str
+) -> None:
+    # given ("ignores WebSocket connection with same sid after upgrade")
     sid = await wire.open_polling(path)
     ws = await wire.open_websocket(path, sid)
     await ws.send("2probe")
@@ -449,9 +495,25 @@ async def test_second_websocket_after_the_upgrade_is_refused(wire: WireClient, _
     assert await ws.receive(answer_pings=False) == "3probe"
     # when
     second = await wire.websocket(f"{path}?EIO=4&transport=websocket&sid={sid}")
-    # then
-    assert second == WsRefused(403)
+    # then: engine.io accepts it and closes it at once; the upgraded session goes on
+    assert isinstance(second, RawWebSocket)
+    assert await second.receive(answer_pings=False) == WsClosed(WS_POLICY_VIOLATION)
     await _assert_session_alive_on(ws, path)
+
+
+async def test_websocket_with_same_sid_during_upgrade_is_accepted_then_closed(wire: WireClient) -> None:
+    # given: a probe websocket in progress
+    sid = await wire.open_polling(ENGINE)
+    ws = await wire.open_websocket(ENGINE, sid)
+    await ws.send("2probe")
+    assert await ws.receive(answer_pings=False) == "3probe"
+    # when
+    second = await wire.websocket(f"{ENGINE}?EIO=4&transport=websocket&sid={sid}")
+    # then: closed; the first probe still completes the upgrade
+    assert isinstance(second, RawWebSocket)
+    assert await second.receive(answer_pings=False) == WsClosed(WS_POLICY_VIOLATION)
+    await ws.send("5")
+    await _assert_session_alive_on(ws, ENGINE)
 
 
 # -- maxPayload (SPEC section 3: 413 on polling, close 1009 on websocket) -------------------

@@ -209,11 +209,59 @@ async def test_second_concurrent_get_is_400_and_ends_the_session(server: LiveSer
     }
 
 
-async def test_websocket_with_unknown_sid_is_refused(server: LiveServer) -> None:
-    # given
+async def test_event_named_by_a_number_is_an_unknown_event_and_the_socket_stays(
+    server: LiveServer, sio_client: Any, raw_socket: Any
+) -> None:
+    # given: socket.io-parser accepts a number as an event name
+    room_id, watcher, raw = await room_with_raw_peer(server, sio_client, raw_socket)
+    # when
+    await raw.send('42[123,{"sdp":"x"}]')
+    error = await raw.next_event()
+    await raw.send('427[456,{"sdp":"x"}]')
+    ack = await raw.next_frame()
+    # then: answered like any unknown event; the socket is still in its room
+    assert error == ["error", {"code": "unknown_event", "message": ANY_TEXT, "event": "123"}]
+    assert isinstance(ack, str) and ack.startswith("437"), ack
+    assert json.loads(ack[3:]) == [{"ok": False, "error": {"code": "unknown_event", "message": ANY_TEXT}}]
+    await raw.send("429" + json.dumps(["offer", {"to": watcher.client_id, "sdp": "v=0"}]))
+    assert await raw.next_frame() == '439[{"ok":true}]'
+    assert await watcher.next("offer") == {
+        "sdp": "v=0",
+        "from": raw.client_id,
+        "agentId": "agent-raw",
+        "roomId": room_id,
+    }
+    assert await watcher.receive_nothing("user_left")
+
+
+@pytest.mark.parametrize("_case", ["daphne", "uvicorn"])
+async def test_websocket_with_unknown_sid_is_accepted_then_closed(request: pytest.FixtureRequest, _case: str) -> None:
+    # given: engine.io accepts the websocket of a session it no longer has, then closes it
+    server = request.getfixturevalue("server" if _case == "daphne" else "uvicorn_server")
     url = f"{server.ws_url}/socket.io/?EIO=4&transport=websocket&sid=no-such-session-id00"
     # when
+    ws = await asyncio.wait_for(websockets.connect(url, open_timeout=3), 4)
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await asyncio.wait_for(ws.recv(), 3)
+    # then: closed without a single frame
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+
+@pytest.mark.parametrize("_case", ["daphne", "uvicorn"])
+@pytest.mark.parametrize("path", ["/", "/other/", "/socket.io/x", "/api/rooms"])
+async def test_websocket_to_another_path_is_refused_without_a_traceback(
+    request: pytest.FixtureRequest, _case: str, path: str
+) -> None:
+    # given
+    server = request.getfixturevalue("server" if _case == "daphne" else "uvicorn_server")
+    log_before = len(server.stderr_text())
+    # when
     with pytest.raises(websockets.InvalidStatus) as refused:
-        await asyncio.wait_for(websockets.connect(url, open_timeout=3), 4)
-    # then
+        await asyncio.wait_for(
+            websockets.connect(f"{server.ws_url}{path}?EIO=4&transport=websocket", open_timeout=3), 4
+        )
+    # then: refused before the accept (HTTP 403), and nothing logged as an error
     assert refused.value.response.status_code == 403
+    logged = server.stderr_text()[log_before:]
+    assert "Traceback" not in logged and "ERROR" not in logged, logged
+    assert (await server.aget("/healthz"))[0] == 200

@@ -299,11 +299,13 @@ async def test_oversize_websocket_frame_closes_with_1009(
     assert alice.backlog == deque()
 
 
-async def test_websocket_with_unknown_sid_is_refused(signaling: Harness) -> None:
+async def test_websocket_with_unknown_sid_is_accepted_then_closed(signaling: Harness) -> None:
     # when
     client = await signaling.ws("sid=no-such-session", expect_open=False)
-    # then
-    assert client.close_code == 1008
+    # then: accepted (as engine.io does), then closed before any frame
+    assert client.close_code is None
+    assert await client.wait_closed() == 1008
+    assert client.backlog == deque()
 
 
 # --- protocol abuse and heartbeat -------------------------------------------------------
@@ -450,7 +452,7 @@ async def test_probe_websocket_that_goes_away_leaves_polling_working(signaling: 
     assert json.loads(reply.text[3:]) == [{"ok": False, "error": {"code": "not_in_room", "message": ANY_TEXT}}]
 
 
-async def test_second_probe_while_upgrading_is_refused(signaling: Harness) -> None:
+async def test_second_probe_while_upgrading_is_accepted_then_closed(signaling: Harness) -> None:
     # given
     eio_sid, _ = await polling_session(signaling, "agent-alice")
     first = await signaling.ws(f"sid={eio_sid}", expect_open=False)
@@ -458,7 +460,8 @@ async def test_second_probe_while_upgrading_is_refused(signaling: Harness) -> No
     # when
     second = await signaling.ws(f"sid={eio_sid}", expect_open=False)
     # then
-    assert second.close_code == 1008
+    assert await second.wait_closed() == 1008
+    assert second.backlog == deque()
     await first.send("2probe")
     assert await first.frame() == "3probe"
 
@@ -510,6 +513,66 @@ async def test_polling_echoes_a_listed_origin_only(
     assert response.headers.get("access-control-allow-origin") == (origin.decode() if allowed else None)
 
 
+CORS_PREFLIGHT = [
+    (b"origin", b"https://app.example"),
+    (b"access-control-request-method", b"POST"),
+    (b"access-control-request-headers", b"content-type,x-agent-link-trace"),
+]
+
+
+async def test_polling_preflight_echoes_the_requested_headers_for_an_allowed_origin(
+    signaling: Harness, signaling_config: Callable[..., None]
+) -> None:
+    # given: a browser client with extraHeaders (any header but the usual two)
+    signaling_config(cors_origins=("https://app.example",))
+    # when
+    response = await (await signaling.request("OPTIONS", headers=CORS_PREFLIGHT)).response()
+    # then: as the cors package that socket.io uses, plus a Max-Age
+    assert response.status == 204
+    cors = {k: v for k, v in response.headers.items() if k.startswith("access-control-") or k == "vary"}
+    assert cors == {
+        "access-control-allow-origin": "https://app.example",
+        "access-control-allow-credentials": "true",
+        "access-control-allow-methods": "GET, POST, OPTIONS",
+        "access-control-allow-headers": "content-type,x-agent-link-trace",
+        "access-control-max-age": "7200",
+        "vary": "Origin, Access-Control-Request-Headers",
+    }
+
+
+async def test_polling_preflight_from_an_unlisted_origin_gets_no_cors_headers(
+    signaling: Harness, signaling_config: Callable[..., None]
+) -> None:
+    # given
+    signaling_config(cors_origins=("https://app.example",))
+    headers = [(b"origin", b"https://evil.example"), *CORS_PREFLIGHT[1:]]
+    # when
+    response = await (await signaling.request("OPTIONS", headers=headers)).response()
+    # then
+    assert response.status == 204
+    assert [k for k in response.headers if k.startswith("access-control-")] == []
+
+
+@pytest.mark.parametrize(
+    ("_case", "requested"),
+    [("none requested", None), ("not a header list", b"x-a;rm -rf"), ("too long", b"x-" + b"a" * 5000)],
+)
+async def test_polling_preflight_without_an_echoable_request_allows_the_default_headers(
+    signaling: Harness, signaling_config: Callable[..., None], _case: str, requested: bytes | None
+) -> None:
+    # given
+    signaling_config(cors_origins=("*",))
+    headers = [(b"origin", b"https://app.example")]
+    if requested is not None:
+        headers.append((b"access-control-request-headers", requested))
+    # when
+    response = await (await signaling.request("OPTIONS", headers=headers)).response()
+    # then
+    assert response.status == 204
+    assert response.headers["access-control-allow-headers"] == "content-type, authorization"
+    assert response.headers["access-control-max-age"] == "7200"
+
+
 async def test_polling_peer_that_stops_answering_pings_is_dropped_and_room_hears_timeout(
     signaling: Harness, signaling_config: Callable[..., None], open_room: Any
 ) -> None:
@@ -534,7 +597,7 @@ async def test_session_that_never_connects_a_namespace_is_closed_after_connect_t
     signaling: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given: socket.io's connectTimeout, shortened for the test
-    monkeypatch.setattr("signaling.consumers.connection.CONNECT_TIMEOUT_S", 0.2)
+    monkeypatch.setattr("signaling.routing.CONNECT_TIMEOUT_MS", 200)
     client = await signaling.ws()
     # when: the client opens the Engine.IO session but never sends CONNECT
     # then
@@ -545,7 +608,7 @@ async def test_connected_session_outlives_the_connect_timeout(
     signaling: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given
-    monkeypatch.setattr("signaling.consumers.connection.CONNECT_TIMEOUT_S", 0.2)
+    monkeypatch.setattr("signaling.routing.CONNECT_TIMEOUT_MS", 200)
     client = await signaling.ws()
     await client.send("40" + json.dumps({"token": mint_agent_token("agent-alice")}))
     assert (await client.frame()).startswith('40{"sid":')

@@ -33,7 +33,7 @@ from signaling.protocol import (
     encode_ws_frame,
     open_packet_data,
 )
-from signaling.protocol.socketio import RESERVED_EVENTS
+from signaling.protocol.socketio import RESERVED_EVENTS, incoming_event_name
 
 E = EioPacketType
 S = SioPacketType
@@ -316,7 +316,10 @@ def test_illegal_outgoing_packet_raises_local_protocol_error(_case: str, call: A
         ("garbage", "abc"),
         ("event not an array", '2{"a":1}'),
         ("event empty array", "2[]"),
-        ("event name not a string", "2[1]"),
+        ("event name a boolean", "2[true]"),
+        ("event name null", "2[null]"),
+        ("event name an object", '2[{"a":1}]'),
+        ("event name an array", '2[["a"]]'),
         ("reserved event name", '2["connect"]'),
         ("event without payload", "2"),
         ("ack without id", '3["a"]'),
@@ -347,6 +350,34 @@ def test_invalid_socketio_text_is_refused(_case: str, wire: str) -> None:
     assert excinfo.value.http_status == 400
     assert excinfo.value.ws_close_code == 1002
     assert decoder.is_reconstructing is False
+
+
+def test_event_named_by_a_number_is_accepted_as_socket_io_parser_does() -> None:
+    # given: socket.io-parser isPayloadValid accepts a number as the event name
+    decoder = SioDecoder()
+    # when
+    packet = decoder.feed('2[123,{"sdp":"x"}]')
+    # then
+    assert packet == SioPacket(SioPacketType.EVENT, "/", [123, {"sdp": "x"}])
+
+
+@pytest.mark.parametrize(
+    ("_case", "value", "name"),
+    [
+        ("string", "offer", "offer"),
+        ("integer", 123, "123"),
+        ("negative integer", -7, "-7"),
+        ("integral float", 2.0, "2"),
+        ("fraction", 1.5, "1.5"),
+        ("reserved", "connect", None),
+        ("boolean", True, None),
+        ("null", None, None),
+        ("object", {"a": 1}, None),
+    ],
+)
+def test_incoming_event_name_is_the_name_socket_io_dispatches(_case: str, value: Any, name: str | None) -> None:
+    # given / when / then: a number becomes its decimal text, as an EventEmitter key
+    assert incoming_event_name(value) == name
 
 
 def test_paired_surrogate_escape_is_accepted() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from signaling.protocol import (
+    TRANSITIONS,
     CloseReason,
     EioMessageReceived,
     EngineSession,
@@ -15,6 +16,7 @@ from signaling.protocol import (
     RemoteProtocolError,
     SessionClosed,
     SessionConfig,
+    SessionEvent,
     SessionState,
     SioAckReceived,
     SioConnect,
@@ -134,7 +136,7 @@ def test_first_ping_is_sent_one_interval_after_open() -> None:
 
 def test_pong_schedules_the_next_ping_one_interval_after_the_previous_ping() -> None:
     # given
-    session = ws_session()
+    session = connected_ws_session()
     session.handle_timer(now=25.0)
     session.outgoing_ws()
     # when
@@ -181,7 +183,7 @@ def test_polling_ping_timeout_queues_close_and_refuses_the_next_get() -> None:
 
 def test_polling_ping_and_pong_keep_the_session_open() -> None:
     # given
-    session = polling_session()
+    session = connected_polling_session()
     for ping_at in (25.0, 50.0, 75.0):
         # when
         session.handle_timer(now=ping_at)
@@ -191,6 +193,111 @@ def test_polling_ping_and_pong_keep_the_session_open() -> None:
         assert payload == "2"
         assert events == []
         assert session.next_deadline() == ping_at + 25.0
+
+
+# --- connect timeout (socket.io connectTimeout) -----------------------------------------
+
+SHORT_CONNECT = SessionConfig(ping_interval_ms=25000, ping_timeout_ms=20000, connect_timeout_ms=5000)
+
+
+@pytest.mark.parametrize("_case, transport", [("websocket", Transport.WEBSOCKET), ("polling", Transport.POLLING)])
+def test_session_without_a_namespace_is_closed_at_the_connect_deadline(_case: str, transport: Transport) -> None:
+    # given
+    session = EngineSession("eio-1", SHORT_CONNECT, now=0.0, transport=transport)
+    assert session.next_deadline() == 5.0
+    # when
+    early = session.handle_timer(now=4.9)
+    due = session.handle_timer(now=5.0)
+    # then
+    assert early == []
+    assert due == [SessionClosed(CloseReason.SERVER_CLOSE)]
+    assert session.is_closed is True
+    assert session.next_deadline() is None
+
+
+def test_accepted_namespace_cancels_the_connect_deadline() -> None:
+    # given
+    session = EngineSession("eio-1", SHORT_CONNECT, now=0.0, transport=Transport.WEBSOCKET)
+    session.outgoing_ws()
+    assert session.receive_ws("40", now=1.0) == [SioConnect("/", None)]
+    # when
+    session.accept_namespace("/", "client-1")
+    # then
+    assert session.next_deadline() == 25.0
+    assert session.handle_timer(now=5.0) == []
+    assert session.is_closed is False
+
+
+def test_rejected_namespace_leaves_the_connect_deadline() -> None:
+    # given
+    session = EngineSession("eio-1", SHORT_CONNECT, now=0.0, transport=Transport.WEBSOCKET)
+    session.outgoing_ws()
+    session.receive_ws('40{"token":"bad"}', now=1.0)
+    # when
+    session.reject_namespace("/", "invalid_token")
+    # then
+    assert session.next_deadline() == 5.0
+    assert session.handle_timer(now=5.0) == [SessionClosed(CloseReason.SERVER_CLOSE)]
+
+
+def test_bare_engine_io_session_has_no_connect_deadline() -> None:
+    # given / when
+    session = EngineSession("eio-1", SHORT_CONNECT, now=0.0, transport=Transport.WEBSOCKET, socketio=False)
+    # then
+    assert session.next_deadline() == 25.0
+
+
+# --- polling POST ----------------------------------------------------------------------
+
+
+def test_post_after_post_is_accepted_once_the_first_ended() -> None:
+    # given
+    session = connected_polling_session()
+    assert session.begin_post(body_size_bytes=2) == []
+    session.receive_polling_post("3", now=1.0)
+    session.end_post()
+    # when
+    events = session.begin_post(body_size_bytes=2)
+    # then
+    assert events == []
+    assert session.is_closed is False
+
+
+def test_overlapping_post_closes_the_session_with_transport_error() -> None:
+    # given: a POST whose events are still being handled
+    session = connected_polling_session()
+    assert session.begin_post(body_size_bytes=2) == []
+    # when
+    events = session.begin_post(body_size_bytes=2)
+    # then: engine.io's "data request overlap from client", HTTP 400
+    assert len(events) == 1
+    closed = events[0]
+    assert isinstance(closed, SessionClosed) and closed.reason is CloseReason.TRANSPORT_ERROR
+    assert closed.error is not None and closed.error.http_status == 400
+    assert session.is_closed is True
+    assert session.take_polling_payload() == "1"
+
+
+def test_post_over_max_payload_closes_the_session_with_413() -> None:
+    # given
+    session = EngineSession("eio-1", SMALL, now=0.0, transport=Transport.POLLING)
+    session.take_polling_payload()
+    # when
+    events = session.begin_post(body_size_bytes=101)
+    # then
+    error = closed_with(events)
+    assert (error.http_status, error.ws_close_code) == (413, 1009)
+    assert session.is_closed is True
+
+
+def test_post_for_a_closed_session_is_refused_400() -> None:
+    # given
+    session = connected_polling_session()
+    session.close()
+    # when / then
+    with pytest.raises(RemoteProtocolError) as excinfo:
+        session.begin_post(body_size_bytes=1)
+    assert excinfo.value.http_status == 400
 
 
 def test_client_ping_is_a_protocol_error() -> None:
@@ -369,6 +476,82 @@ def test_garbage_on_the_probe_socket_aborts_the_upgrade_and_polling_goes_on() ->
     assert session.is_closed is False
     assert session.outgoing_probe_ws() == []
     assert session.receive_polling_post('42["a"]', now=1.2) == [SioEventReceived("/", "a", [], None, len('["a"]'))]
+
+
+def probed_session() -> EngineSession:
+    """A connected polling session whose probe got "3probe"; the probe's NOOP was taken."""
+    session = connected_polling_session()
+    session.begin_upgrade(now=1.0)
+    assert session.receive_upgrade_ws("2probe", now=1.0) == []
+    assert session.outgoing_probe_ws() == ["3probe"]
+    session.begin_poll()
+    assert session.take_polling_payload() == "6"
+    session.end_poll()
+    return session
+
+
+def test_get_pending_during_the_upgrade_is_answered_noop_at_the_next_check() -> None:
+    # given: the client polled again after the probe's NOOP (engine.io-client's race)
+    session = probed_session()
+    session.begin_poll()
+    assert session.has_polling_data() is False
+    # when: the upgrade check is due, 100 ms after the probe (long before the PING)
+    assert session.next_deadline() == pytest.approx(1.1)
+    events = session.handle_timer(now=1.1)
+    # then: the GET is released with a NOOP, and the check repeats
+    assert events == []
+    assert session.take_polling_payload() == "6"
+    assert session.next_deadline() == pytest.approx(1.2)
+
+
+def test_upgrade_check_without_a_pending_get_queues_nothing() -> None:
+    # given
+    session = probed_session()
+    # when
+    events = session.handle_timer(now=1.1)
+    # then
+    assert events == []
+    assert session.has_polling_data() is False
+    assert session.next_deadline() == pytest.approx(1.2)
+
+
+def test_upgrade_check_leaves_a_get_with_data_to_that_data() -> None:
+    # given: a pending GET and a packet queued for it
+    session = probed_session()
+    session.begin_poll()
+    session.emit("hello")
+    # when
+    session.handle_timer(now=1.1)
+    # then: no NOOP appended to the data
+    assert session.take_polling_payload() == '42["hello"]'
+
+
+def test_upgrade_packet_releases_a_still_pending_get_and_ends_the_checks() -> None:
+    # given
+    session = probed_session()
+    session.begin_poll()
+    # when
+    assert session.receive_upgrade_ws("5", now=1.05) == [UpgradeCompleted()]
+    # then: that GET gets a NOOP, never the websocket's packets; checks stop, the PING is next
+    assert session.has_polling_data() is True
+    assert session.take_polling_payload() == "6"
+    session.end_poll()
+    assert session.has_polling_data() is False
+    assert session.next_deadline() == pytest.approx(25.0)
+    session.emit("hello")
+    assert session.outgoing_ws() == ['42["hello"]']
+
+
+def test_aborted_upgrade_ends_the_checks() -> None:
+    # given
+    session = probed_session()
+    session.begin_poll()
+    # when
+    session.abort_upgrade()
+    # then
+    assert session.next_deadline() == pytest.approx(25.0)
+    assert session.handle_timer(now=1.1) == []
+    assert session.has_polling_data() is False
 
 
 def test_probe_socket_closing_before_upgrade_packet_aborts_the_upgrade() -> None:
@@ -565,6 +748,30 @@ def test_invalid_frame_closes_with_parse_error(_case: str, frame: str) -> None:
     closed_with(events)
     assert len(events) == 1
     assert session.is_closed is True
+
+
+@pytest.mark.parametrize(
+    ("_case", "frame", "expected"),
+    [
+        (
+            "fast path",
+            '42[123,{"sdp":"x"}]',
+            SioEventReceived("/", "123", [{"sdp": "x"}], None, 17),
+        ),
+        ("with an ack id", "427[5]", SioEventReceived("/", "5", [], 7, 3)),
+        ("a fraction", "42[1.5,1]", SioEventReceived("/", "1.5", [1], None, 7)),
+    ],
+)
+def test_event_named_by_a_number_reaches_the_app_as_its_text(
+    _case: str, frame: str, expected: SioEventReceived
+) -> None:
+    # given
+    session = connected_ws_session()
+    # when
+    events = session.receive_ws(frame, now=1.0)
+    # then: an ordinary (unknown) event name for the app; the session goes on
+    assert events == [expected]
+    assert session.is_closed is False
 
 
 def test_noop_from_the_client_is_ignored() -> None:
@@ -902,32 +1109,45 @@ def test_socketio_calls_on_a_bare_session_are_local_errors() -> None:
 # --- the transition table ----------------------------------------------------------------
 
 
+S, E = SessionState, SessionEvent
+
+
 @pytest.mark.parametrize(
-    ("_case", "current", "new"),
+    ("_case", "current", "event", "new"),
     [
-        ("open to upgrading", SessionState.OPEN, SessionState.UPGRADING),
-        ("open to closed", SessionState.OPEN, SessionState.CLOSED),
-        ("upgrading to open", SessionState.UPGRADING, SessionState.OPEN),
-        ("upgrading to closed", SessionState.UPGRADING, SessionState.CLOSED),
-        ("closing to closed", SessionState.CLOSING, SessionState.CLOSED),
+        ("probe opened while open", S.OPEN, E.PROBE_OPENED, S.UPGRADING),
+        ("close while open", S.OPEN, E.CLOSE, S.CLOSED),
+        ("upgrade packet while upgrading", S.UPGRADING, E.UPGRADE_RECEIVED, S.OPEN),
+        ("probe failed while upgrading", S.UPGRADING, E.PROBE_FAILED, S.OPEN),
+        ("close while upgrading", S.UPGRADING, E.CLOSE, S.CLOSED),
+        ("close while closing", S.CLOSING, E.CLOSE, S.CLOSED),
     ],
 )
-def test_legal_transition_returns_the_new_state(_case: str, current: SessionState, new: SessionState) -> None:
+def test_legal_event_leads_to_its_state(
+    _case: str, current: SessionState, event: SessionEvent, new: SessionState
+) -> None:
     # given / when / then
-    assert transition(current, new) is new
+    assert transition(current, event) is new
+    assert TRANSITIONS[(current, event)] is new
 
 
 @pytest.mark.parametrize(
-    ("_case", "current", "new"),
+    ("_case", "current", "event"),
     [
-        ("closed to open", SessionState.CLOSED, SessionState.OPEN),
-        ("closed to closed", SessionState.CLOSED, SessionState.CLOSED),
-        ("open to open", SessionState.OPEN, SessionState.OPEN),
-        ("upgrading to upgrading", SessionState.UPGRADING, SessionState.UPGRADING),
-        ("closing to open", SessionState.CLOSING, SessionState.OPEN),
+        ("close when closed", S.CLOSED, E.CLOSE),
+        ("probe when closed", S.CLOSED, E.PROBE_OPENED),
+        ("second probe while upgrading", S.UPGRADING, E.PROBE_OPENED),
+        ("upgrade packet while open", S.OPEN, E.UPGRADE_RECEIVED),
+        ("probe failed while open", S.OPEN, E.PROBE_FAILED),
+        ("upgrade packet while closing", S.CLOSING, E.UPGRADE_RECEIVED),
     ],
 )
-def test_illegal_transition_raises_local_protocol_error(_case: str, current: SessionState, new: SessionState) -> None:
+def test_illegal_event_raises_local_protocol_error(_case: str, current: SessionState, event: SessionEvent) -> None:
     # given / when / then
     with pytest.raises(LocalProtocolError):
-        transition(current, new)
+        transition(current, event)
+
+
+def test_every_state_but_closed_has_a_way_to_close() -> None:
+    # given / when / then: the table is total for CLOSE
+    assert {state for (state, event) in TRANSITIONS if event is E.CLOSE} == set(S) - {S.CLOSED}
