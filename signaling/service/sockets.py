@@ -17,6 +17,7 @@ from typing import Any
 from django.conf import settings
 
 from rooms import lifecycle as room_rows
+from rooms.ice import ice_servers_for
 from rooms.serializers import room_representation
 from rooms.tokens import Identity, TokenErrorCode, TokenRejected, authenticate_token
 from signaling.consumers.connection import Connection, new_sid
@@ -122,7 +123,8 @@ class SignalingApp:
         conn.state.refilled_at = time.monotonic()
         conn.accept(ROOT_NAMESPACE, client_id)
         hub.peers[client_id] = conn
-        conn.session.send_sio_text(encode_event(events.CONNECTED, payloads.connected(client_id, identity.agent_id)))
+        connected = payloads.connected(client_id, identity.agent_id, ice_servers_for(identity.agent_id))
+        conn.session.send_sio_text(encode_event(events.CONNECTED, connected))
         await hub.presence.add_connection(hub.instance_id, client_id, identity.agent_id)
 
     async def on_sio_disconnect(self, conn: Connection, event: SioDisconnect) -> None:
