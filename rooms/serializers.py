@@ -187,9 +187,29 @@ def room_representation(
     return dict(RoomSerializer(room, context=context).data)
 
 
+class IceServerSerializer(serializers.Serializer):
+    """One ``RTCIceServer`` (SPEC section 8; documentation only)."""
+
+    urls = serializers.ListField(child=serializers.CharField(), help_text="stun:, turn: or turns: URIs.")
+    username = serializers.CharField(
+        required=False, help_text='TURN only: "<expiry Unix time>:<agentId>" (TURN REST API scheme).'
+    )
+    credential = serializers.CharField(
+        required=False, help_text="TURN only: base64 of HMAC-SHA1(TURN_SECRET, username)."
+    )
+
+
 class JoinTokenSerializer(serializers.Serializer):
     """``POST /api/rooms/{id}/join`` answer (documentation only)."""
 
     token = serializers.CharField()
     roomId = serializers.CharField()
     expiresIn = serializers.IntegerField(help_text="Seconds until the token expires.")
+    iceServers = IceServerSerializer(many=True, help_text="RTCConfiguration.iceServers for this agent.")
+
+
+class IceServersSerializer(serializers.Serializer):
+    """``GET /api/ice-servers`` answer (documentation only)."""
+
+    iceServers = IceServerSerializer(many=True, help_text="RTCConfiguration.iceServers for this agent.")
+    ttl = serializers.IntegerField(help_text="TURN_TTL: seconds the TURN credentials stay valid.")

@@ -5,13 +5,14 @@ from __future__ import annotations
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from rooms.views import HealthView, ReadyView, RoomViewSet, StatsView
+from rooms.views import HealthView, IceServersView, ReadyView, RoomViewSet, StatsView
 
 router = SimpleRouter(trailing_slash=False)
 router.register("api/rooms", RoomViewSet, basename="room")
 
 urlpatterns = [
     *router.urls,
+    path("api/ice-servers", IceServersView.as_view(), name="ice-servers"),
     path("api/stats", StatsView.as_view(), name="stats"),
     path("healthz", HealthView.as_view(), name="healthz"),
     path("readyz", ReadyView.as_view(), name="readyz"),

@@ -1,6 +1,7 @@
-"""REST views: rooms, join tokens, stats, health (SPEC section 2).
+"""REST views: rooms, join tokens, ICE servers, stats, health (SPEC sections 2 and 8).
 
-Owns the HTTP surface of ``/api/rooms``, ``/api/stats``, ``/healthz`` and ``/readyz``.
+Owns the HTTP surface of ``/api/rooms``, ``/api/ice-servers``, ``/api/stats``, ``/healthz``
+and ``/readyz``.
 Views raise coded exceptions (``rooms.errors``); lifecycle writes go through
 ``rooms.services``; live data (participants, counts, cluster stats, ``room_closed``
 broadcasts, readiness) comes from ``signaling.service.api`` (sync calls), imported as
@@ -29,11 +30,18 @@ from rest_framework.views import APIView
 
 from rooms import services
 from rooms.apps import PROCESS_STARTED_MONOTONIC
+from rooms.authentication import AgentTokenAuthentication
 from rooms.enums import CloseReason, RoomType
 from rooms.errors import NotReady, RoomClosed, RoomFull, RoomNotFound
+from rooms.ice import ice_servers_for, ice_ttl_s
 from rooms.models import Room
 from rooms.permissions import IsAgent, IsCreatorOrStaff
-from rooms.serializers import JoinTokenSerializer, RoomCreateSerializer, RoomSerializer
+from rooms.serializers import (
+    IceServersSerializer,
+    JoinTokenSerializer,
+    RoomCreateSerializer,
+    RoomSerializer,
+)
 from rooms.tokens import mint_join_token
 from signaling.service import api as live
 
@@ -193,8 +201,32 @@ class RoomViewSet(viewsets.GenericViewSet):
             raise RoomClosed()
         if live.participant_count(room.id) >= services.effective_max_participants(room):
             raise RoomFull()
-        token, expires_in_s = mint_join_token(request.user.agent_id, room.id)
-        return Response({"token": token, "roomId": room.id, "expiresIn": expires_in_s})
+        agent_id = request.user.agent_id
+        token, expires_in_s = mint_join_token(agent_id, room.id)
+        return Response(
+            {
+                "token": token,
+                "roomId": room.id,
+                "expiresIn": expires_in_s,
+                "iceServers": ice_servers_for(agent_id),
+            }
+        )
+
+
+class IceServersView(APIView):
+    """``GET /api/ice-servers``: fresh ICE servers (TURN credentials) for the calling agent."""
+
+    # SPEC section 8: a Bearer agent token; a staff session has no agentId to mint for.
+    authentication_classes = (AgentTokenAuthentication,)
+    permission_classes = (IsAgent,)
+
+    @extend_schema(
+        responses={200: IceServersSerializer, 401: ERROR_RESPONSE},
+        summary="ICE servers with fresh TURN credentials",
+    )
+    def get(self, request: Request) -> Response:
+        """200 ``{iceServers, ttl}``; a socket living longer than ``ttl`` refreshes here."""
+        return Response({"iceServers": ice_servers_for(request.user.agent_id), "ttl": ice_ttl_s()})
 
 
 class StatsView(APIView):

@@ -60,6 +60,10 @@ class Config:
     redis_prefix: str = "sig"
     metrics_token: str | None = None
     log_format: str = "text"
+    stun_urls: tuple[str, ...] = ()
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str | None = None
+    turn_ttl_s: int = 86400
 
     @property
     def cors_allow_all(self) -> bool:
@@ -163,7 +167,33 @@ def load_config(environ: Mapping[str, str], *, data_dir: Path | None = None) -> 
         redis_prefix=_prefix(env),
         metrics_token=env.get("METRICS_TOKEN", "").strip() or None,
         log_format=_log_format(env),
+        **_ice(env),
     )
+
+
+def _uris(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> tuple[str, ...]:
+    raw = env.get(name, "")
+    uris = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for uri in uris:
+        host = uri.partition(":")[2]
+        if not uri.startswith(tuple(f"{scheme}:" for scheme in schemes)) or not host or " " in uri:
+            expected = " or ".join(f"{scheme}:" for scheme in schemes)
+            raise ConfigError(f"{name} must be a comma-separated list of {expected} URIs, got {raw!r}")
+    return uris
+
+
+def _ice(env: Mapping[str, str]) -> dict[str, object]:
+    """``STUN_URLS``, ``TURN_URLS``, ``TURN_SECRET``, ``TURN_TTL`` (SPEC section 8)."""
+    turn_urls = _uris(env, "TURN_URLS", ("turn", "turns"))
+    turn_secret = env.get("TURN_SECRET", "").strip() or None
+    if turn_urls and turn_secret is None:
+        raise ConfigError("TURN_URLS is set but TURN_SECRET is not: set the TURN server's static-auth-secret")
+    return {
+        "stun_urls": _uris(env, "STUN_URLS", ("stun", "stuns")),
+        "turn_urls": turn_urls,
+        "turn_secret": turn_secret,
+        "turn_ttl_s": _int(env, "TURN_TTL", 86400, minimum=1, unit=" of seconds"),
+    }
 
 
 def _log_format(env: Mapping[str, str]) -> str:

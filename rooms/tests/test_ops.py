@@ -163,6 +163,7 @@ def test_schema_is_openapi_3_with_every_endpoint(api_client: APIClient) -> None:
         "/api/rooms",
         "/api/rooms/{id}",
         "/api/rooms/{id}/join",
+        "/api/ice-servers",
         "/api/stats",
         "/healthz",
         "/readyz",

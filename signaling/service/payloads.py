@@ -113,9 +113,9 @@ def relayed(request: RelayRequest, *, client_id: str, agent_id: str, room_id: st
     return event, body
 
 
-def connected(client_id: str, agent_id: str) -> dict[str, Any]:
-    """`connected` payload."""
-    return {"clientId": client_id, "agentId": agent_id}
+def connected(client_id: str, agent_id: str, ice_servers: list[dict[str, Any]]) -> dict[str, Any]:
+    """`connected` payload; `ice_servers` is the agent's freshly minted list (SPEC section 8)."""
+    return {"clientId": client_id, "agentId": agent_id, "iceServers": ice_servers}
 
 
 def user_joined(room_id: str, participant: Participant) -> dict[str, Any]:

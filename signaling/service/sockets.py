@@ -20,6 +20,7 @@ from django.db import InterfaceError, OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from rooms.ice import ice_servers_for
 from rooms.tokens import Identity, TokenErrorCode, TokenRejected, authenticate_token
 from signaling.consumers.connection import Connection, new_sid
 from signaling.consumers.websocket import parse_query
@@ -125,7 +126,8 @@ class SignalingApp:
         conn.accept(ROOT_NAMESPACE, client_id)
         metrics.record_connect(metrics.OK)
         instance.sockets[client_id] = conn
-        conn.session.send_sio_text(encode_event(events.CONNECTED, payloads.connected(client_id, identity.agent_id)))
+        connected = payloads.connected(client_id, identity.agent_id, ice_servers_for(identity.agent_id))
+        conn.session.send_sio_text(encode_event(events.CONNECTED, connected))
         await instance.presence.add_connection(instance.instance_id, client_id, identity.agent_id)
         if conn.state is not state:  # the socket ended while presence answered
             await instance.presence.remove_connection(instance.instance_id, client_id)

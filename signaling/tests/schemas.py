@@ -30,9 +30,11 @@ ROOM: Schema = {
 }
 PARTICIPANT: Schema = {"clientId": str, "agentId": str, "joinedAt": str, "muted": bool}
 RELAY_ORIGIN: Schema = {"from": str, "agentId": str, "roomId": str}
+# SPEC section 8: an RTCIceServer; TURN entries add "username" and "credential" (strings).
+ICE_SERVER: Schema = {"urls": [str]}
 
 SERVER_EVENTS: dict[str, Schema] = {
-    "connected": {"clientId": str, "agentId": str},
+    "connected": {"clientId": str, "agentId": str, "iceServers": [ICE_SERVER]},
     "joined": {
         "roomId": str,
         "clientId": str,

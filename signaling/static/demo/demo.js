@@ -11,9 +11,15 @@
  * Later renegotiation (an ICE restart) follows the perfect-negotiation pattern, where the
  * peer with the larger clientId is the polite one.
  *
- * Automation hooks (see docs/demo.md): `?autojoin=1`; remote tiles carry data-agent-id,
- * data-client-id and data-peer-state; `window.demoStats()`, `window.demoState()`,
- * `window.demoLastError` and the #error element (data-error-code).
+ * ICE (SPEC section 8): every RTCPeerConnection uses the `iceServers` of the `connected`
+ * event (STUN, and TURN with short-lived credentials). The "Relay only" switch (`?relay=1`)
+ * sets `iceTransportPolicy: 'relay'`, so a call connects only through the TURN server; each
+ * tile shows the selected candidate pair's types (host, srflx, prflx, relay).
+ *
+ * Automation hooks (see docs/demo.md): `?autojoin=1`, `?relay=1`; remote tiles carry
+ * data-agent-id, data-client-id, data-peer-state and data-candidate-type;
+ * `window.demoStats()`, `window.demoState()`, `window.demoLastError` and the #error element
+ * (data-error-code).
  */
 
 const config = JSON.parse(document.getElementById('demo-config').textContent);
@@ -46,7 +52,11 @@ const ERROR_TEXT = {
   insecure_context: 'Camera and microphone need a secure page: use https, or http://127.0.0.1 / localhost.',
   mint_failed: 'Could not mint a token.',
   create_room_failed: 'Could not create the room.',
+  turn_refused: 'The TURN server refused the credentials this server issued (is TURN_SECRET the same on both?).',
 };
+
+// icecandidateerror codes that mean the TURN server refused our credentials (RFC 5389 401, 403).
+const TURN_AUTH_ERRORS = new Set([401, 403]);
 
 const CLOSE_TEXT = {
   deleted: 'The room was closed by its owner. The call has ended.',
@@ -81,6 +91,12 @@ const ui = {
   roomTypeInput: document.getElementById('room-type-input'),
   invite: document.getElementById('invite'),
   inviteLink: document.getElementById('invite-link'),
+  relayInput: document.getElementById('relay-input'),
+  share: document.getElementById('share'),
+  shareLink: document.getElementById('share-link'),
+  shareTokenNote: document.getElementById('share-token-note'),
+  alone: document.getElementById('alone'),
+  iceInfo: document.getElementById('ice-info'),
 };
 
 const call = {
@@ -98,6 +114,10 @@ const call = {
   statsTimer: null,
   audioContext: null,
   localAnalyser: null,
+  // From `connected` (SPEC section 8); `relayOnly` is the switch's value at join time.
+  iceServers: [],
+  relayOnly: false,
+  iceErrors: [],
 };
 
 window.demoLastError = null;
@@ -171,7 +191,9 @@ function makeTile({ label, clientId, agentId, isLocal }) {
   meter.append(level);
   const state = document.createElement('span');
   state.className = 'state';
-  caption.append(name, mutedBadge, meter, state);
+  const route = document.createElement('span');
+  route.className = 'route';
+  caption.append(name, mutedBadge, meter, state, route);
   tile.append(video, placeholder, caption);
   if (isLocal) {
     tile.dataset.local = 'true';
@@ -182,7 +204,7 @@ function makeTile({ label, clientId, agentId, isLocal }) {
     state.textContent = 'new';
   }
   ui.tiles.append(tile);
-  return { tile, video, name, meter, level, state };
+  return { tile, video, name, meter, level, state, route };
 }
 
 function showLevel(view, audioLevel) {
@@ -237,8 +259,12 @@ class Peer {
     this.stats = { framesDecoded: 0, audioPacketsReceived: 0, audioLevel: 0, localAudioLevel: 0 };
     this.view = makeTile({ label: agentId, clientId, agentId, isLocal: false });
 
-    const pc = new RTCPeerConnection({ iceServers: [] });
+    const pc = new RTCPeerConnection({
+      iceServers: call.iceServers,
+      iceTransportPolicy: call.relayOnly ? 'relay' : 'all',
+    });
     this.pc = pc;
+    pc.onicecandidateerror = (event) => noteIceError(event);
     pc.onicecandidate = ({ candidate }) => {
       if (candidate === null) {
         send('candidate-end', { to: this.clientId });
@@ -330,6 +356,7 @@ class Peer {
     if (this.isClosed) return this.stats;
     const report = await this.pc.getStats();
     const stats = { framesDecoded: 0, audioPacketsReceived: 0, audioLevel: 0, localAudioLevel: 0 };
+    Object.assign(stats, selectedPairTypes(report));
     report.forEach((entry) => {
       if (entry.type === 'inbound-rtp' && entry.kind === 'video') {
         stats.framesDecoded += entry.framesDecoded || 0;
@@ -341,7 +368,14 @@ class Peer {
       }
     });
     this.stats = stats;
+    this.showRoute(stats);
     return stats;
+  }
+
+  showRoute({ localCandidateType, remoteCandidateType }) {
+    const route = localCandidateType ? `${localCandidateType}/${remoteCandidateType}` : '';
+    this.view.tile.dataset.candidateType = route;
+    this.view.route.textContent = route ? `via ${localCandidateType} ↔ ${remoteCandidateType}` : '';
   }
 
   close() {
@@ -354,11 +388,51 @@ class Peer {
   }
 }
 
+/** The candidate types of the selected pair in a getStats() report, or nulls before one is chosen. */
+function selectedPairTypes(report) {
+  let pair = null;
+  report.forEach((entry) => {
+    if (entry.type === 'transport' && entry.selectedCandidatePairId) pair = report.get(entry.selectedCandidatePairId);
+  });
+  if (!pair) {
+    report.forEach((entry) => {
+      if (entry.type === 'candidate-pair' && entry.nominated && entry.state === 'succeeded') pair = entry;
+    });
+  }
+  const local = pair && report.get(pair.localCandidateId);
+  const remote = pair && report.get(pair.remoteCandidateId);
+  return {
+    localCandidateType: (local && local.candidateType) || null,
+    remoteCandidateType: (remote && remote.candidateType) || null,
+  };
+}
+
+function noteIceError({ url, errorCode, errorText }) {
+  call.iceErrors.push({ url: url || null, errorCode, errorText: errorText || '' });
+  const isTurn = typeof url === 'string' && /^turns?:/.test(url);
+  if (isTurn && TURN_AUTH_ERRORS.has(errorCode)) showError('turn_refused', `${url}: ${errorCode} ${errorText || ''}`);
+}
+
+function describeIceServers() {
+  const urls = call.iceServers.flatMap((server) => (Array.isArray(server.urls) ? server.urls : [server.urls]));
+  const turn = urls.filter((url) => /^turns?:/.test(url)).length;
+  const stun = urls.filter((url) => /^stuns?:/.test(url)).length;
+  const servers = turn + stun ? `${stun} STUN and ${turn} TURN URL${turn + stun === 1 ? '' : 's'} from the server` : 'no STUN/TURN servers (host candidates only)';
+  ui.iceInfo.textContent = `ICE: ${servers}${call.relayOnly ? '; relay only' : ''}.`;
+  ui.iceInfo.hidden = false;
+}
+
+/** Tell a lone participant to share the link; hide the hint once someone else is here. */
+function showPresence() {
+  ui.alone.hidden = !(call.phase === 'joined' && call.peers.size === 0);
+}
+
 function addPeer(clientId, agentId, isInitiator) {
   let peer = call.peers.get(clientId);
   if (!peer && clientId !== call.clientId) {
     peer = new Peer(clientId, agentId, isInitiator);
     call.peers.set(clientId, peer);
+    showPresence();
   }
   return peer;
 }
@@ -368,6 +442,7 @@ function removePeer(clientId) {
   if (peer) {
     call.peers.delete(clientId);
     peer.close();
+    showPresence();
   }
 }
 
@@ -428,6 +503,11 @@ function showCallPanel() {
   ui.callPanel.hidden = false;
   ui.roomLabel.textContent = call.roomId;
   ui.agentLabel.textContent = call.agentId || '…';
+  const link = shareLink(call.roomId, call.relayOnly);
+  ui.shareLink.href = link;
+  ui.shareLink.textContent = link;
+  ui.shareTokenNote.textContent = config.devMode ? ' (Join there mints a token for each person)' : ' (each person needs their own token)';
+  ui.iceInfo.hidden = true;
   call.localTile = makeTile({ label: 'You', isLocal: true });
   call.localTile.video.srcObject = call.localStream;
   playVideo(call.localTile, { withSound: false });
@@ -438,6 +518,14 @@ function showCallPanel() {
   setToggle(ui.muteButton, false, 'Mute', 'Unmute');
   setToggle(ui.cameraButton, false, 'Camera off', 'Camera on');
   call.localTile.tile.classList.toggle('camera-off', !hasVideo);
+}
+
+/** The invite link for `roomId`: this page with `?room=` (and `&relay=1` in relay-only mode), never a token. */
+function shareLink(roomId, relayOnly) {
+  const link = new URL(window.location.pathname, window.location.origin);
+  link.searchParams.set('room', roomId);
+  if (relayOnly) link.searchParams.set('relay', '1');
+  return link.toString();
 }
 
 function setToggle(button, isPressed, offLabel, onLabel) {
@@ -478,6 +566,8 @@ async function collectAllStats() {
         framesDecoded: stats.framesDecoded,
         audioPacketsReceived: stats.audioPacketsReceived,
         audioLevel: stats.audioLevel,
+        localCandidateType: stats.localCandidateType,
+        remoteCandidateType: stats.remoteCandidateType,
       };
       showLevel(peer.view, stats.audioLevel);
     } catch (err) {
@@ -505,9 +595,11 @@ function stopStats() {
 
 // ---------------------------------------------------------------------------- socket events
 
-function onConnected({ clientId, agentId }) {
+function onConnected({ clientId, agentId, iceServers }) {
   call.clientId = clientId;
   call.agentId = agentId;
+  call.iceServers = Array.isArray(iceServers) ? iceServers : [];
+  describeIceServers();
   ui.agentLabel.textContent = agentId;
   if (call.localTile) call.localTile.name.textContent = `You (${agentId})`;
   setStatus(`Connected as ${agentId}; joining ${call.roomId}…`);
@@ -540,6 +632,7 @@ function onJoined(reply) {
   for (const participant of reply.participants) {
     addPeer(participant.clientId, participant.agentId, true);
   }
+  showPresence();
   startStats();
   const early = call.early;
   call.early = [];
@@ -633,6 +726,19 @@ function onServerError({ code, message, event }) {
 async function joinCall(roomId, token) {
   if (['starting', 'connecting', 'joined', 'reconnecting', 'leaving'].includes(call.phase)) return;
   clearError();
+  if (!token && roomId && config.devMode && ui.mintForm) {
+    // Development mode: an invitee who opens the share link joins without minting by hand.
+    ui.joinButton.disabled = true;
+    try {
+      token = await mintToken();
+    } catch (err) {
+      showError('mint_failed', err.message);
+      setPhase('error');
+      return;
+    } finally {
+      ui.joinButton.disabled = false;
+    }
+  }
   const refusal = typeof window.io !== 'function' ? 'client_missing' : !roomId ? 'missing_room' : !token ? 'missing_token' : null;
   if (refusal) {
     showError(refusal);
@@ -643,6 +749,9 @@ async function joinCall(roomId, token) {
   call.token = token;
   call.clientId = null;
   call.agentId = null;
+  call.iceServers = [];
+  call.iceErrors = [];
+  call.relayOnly = ui.relayInput.checked;
   setPhase('starting');
   ui.joinButton.disabled = true;
   setStatus('Starting camera and microphone…');
@@ -706,6 +815,7 @@ function endCall(phase) {
     call.localTile = null;
   }
   ui.callPanel.hidden = true;
+  ui.alone.hidden = true;
   ui.joinPanel.hidden = false;
   ui.joinButton.disabled = false;
   setPhase(phase);
@@ -756,10 +866,9 @@ function setUpDevPanel() {
         { Authorization: `Bearer ${token}` },
       );
       ui.roomInput.value = room.id;
-      const link = new URL(window.location.pathname, window.location.origin);
-      link.searchParams.set('room', room.id);
-      ui.inviteLink.href = link.toString();
-      ui.inviteLink.textContent = link.toString();
+      const link = shareLink(room.id, ui.relayInput.checked);
+      ui.inviteLink.href = link;
+      ui.inviteLink.textContent = link;
       ui.invite.hidden = false;
       setStatus(`Room ${room.id} created`);
     } catch (err) {
@@ -773,6 +882,7 @@ function setUpDevPanel() {
 function start() {
   ui.roomInput.value = params.get('room') || '';
   ui.tokenInput.value = params.get('token') || '';
+  ui.relayInput.checked = params.get('relay') === '1';
   setUpDevPanel();
   ui.joinForm.addEventListener('submit', (event) => {
     event.preventDefault();
@@ -793,6 +903,11 @@ function start() {
     clientId: call.clientId,
     agentId: call.agentId,
     roomId: call.roomId,
+    relayOnly: call.relayOnly,
+    iceServers: call.iceServers,
+    iceErrors: call.iceErrors,
+    shareLink: ui.callPanel.hidden ? null : ui.shareLink.href,
+    aloneShown: !ui.alone.hidden,
     peers: [...call.peers.values()].map((peer) => ({
       clientId: peer.clientId,
       agentId: peer.agentId,

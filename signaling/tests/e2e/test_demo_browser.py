@@ -4,7 +4,9 @@ Issue 5. A node driver (``browser/demo_call.mjs``, playwright-core driving ``/us
 with fake camera and microphone) opens pages with ``?room=&token=&autojoin=1`` and prints what
 the page's automation hooks show (remote tiles' ``data-*``, ``window.demoStats()``,
 ``window.demoState()``, ``window.demoLastError``) as JSON lines, one per step; these tests
-assert on them. Media flows between the pages over host candidates of this machine.
+assert on them. Media flows between the pages over host candidates of this machine, or, with
+``?relay=1`` (``iceTransportPolicy: 'relay'``), only through a real coturn on 127.0.0.1 that
+shares the server's ``TURN_SECRET`` (issue 14; ``coturn_fixtures``).
 
 Chromium is required, never skipped: CI installs Debian's ``chromium`` package and ``npm ci``
 installs ``playwright-core`` (no browser download: the system browser is used).
@@ -15,15 +17,20 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 
-from signaling.tests.fixtures import REPO_ROOT, LiveServer, mint_token, run_node
+pytest.register_assert_rewrite("signaling.tests.e2e.coturn_fixtures")
+
+from signaling.tests.e2e.coturn_fixtures import Coturn  # noqa: E402
+from signaling.tests.fixtures import REPO_ROOT, LiveServer, mint_token, run_node  # noqa: E402
 
 pytestmark = pytest.mark.e2e
+pytest_plugins = ["signaling.tests.e2e.coturn_fixtures"]
 
 CHROMIUM = Path("/usr/bin/chromium")
 PLAYWRIGHT_CORE = REPO_ROOT / "node_modules" / "playwright-core"
@@ -51,6 +58,8 @@ BROWSER_TEST_TIMEOUT_S = 240
 SOCKET_IO_CLIENT = REPO_ROOT / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 WRONG_SECRET = "not-the-server-secret-" + "fedcba9876543210" * 3
+TURN_SECRET = "browser-e2e-turn-secret-0123456789"
+OTHER_TURN_SECRET = "a-different-turn-secret-9876543210"
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +79,9 @@ def require_browser() -> None:
         pytest.fail(f"{PLAYWRIGHT_CORE} is missing: run `npm ci` (package.json lists playwright-core)")
 
 
-def demo_url(server: LiveServer, room_id: str | None, token: str | None) -> str:
-    """The demo page that joins ``room_id`` with ``token`` as soon as it loads."""
-    query = {"room": room_id, "token": token, "autojoin": "1"}
+def demo_url(server: LiveServer, room_id: str | None, token: str | None, *, relay_only: bool = False) -> str:
+    """The demo page that joins ``room_id`` with ``token`` as soon as it loads (relay-only ICE if asked)."""
+    query = {"room": room_id, "token": token, "autojoin": "1", "relay": "1" if relay_only else None}
     return f"{server.url}/demo/?" + urlencode({k: v for k, v in query.items() if v is not None})
 
 
@@ -205,6 +214,13 @@ def test_dev_mode_page_mints_a_token_creates_a_room_and_joins_it(live_servers: A
         True,
         [],
     )
+    # then (issue 17): in the call, a lone participant sees the share link and is told to share it
+    room_id = steps["dev_join"]["roomId"]
+    assert page["shareLink"] == f"{dev_server.url}/demo/?room={room_id}"
+    assert (page["aloneShown"], page["aloneText"]) == (
+        True,
+        "You are the only one here. Share the link above to invite others.",
+    )
     room = steps["dev_room"]["room"]
     assert (steps["dev_room"]["status"], room["id"]) == (200, steps["dev_join"]["roomId"])
     assert (room["createdBy"], room["type"], room["participants"][0]["agentId"]) == (
@@ -212,6 +228,15 @@ def test_dev_mode_page_mints_a_token_creates_a_room_and_joins_it(live_servers: A
         "video",
         "agent-dev-demo",
     )
+    # then (issue 17): the invitee opens that link with no token, presses Join (no Mint first)
+    # and is in the call; the host is no longer told that it is alone
+    invited = steps["dev_invitee"]
+    assert (invited["roomFieldBeforeJoin"], invited["tokenFieldBeforeJoin"]) == (room_id, "")
+    host, invitee = invited["pages"]["dev"], invited["pages"]["invitee"]
+    assert re.fullmatch(r"agent-[0-9a-f]{1,4}", invitee["agentId"]), invitee["agentId"]
+    assert_live_media_from(host, [invitee])
+    assert_live_media_from(invitee, [host])
+    assert (host["aloneShown"], invitee["aloneShown"]) == (False, False)
 
 
 def test_demo_token_endpoint_mints_agent_tokens_in_dev_mode_only(server: LiveServer, live_servers: Any) -> None:
@@ -263,3 +288,68 @@ def test_demo_page_outside_dev_mode_hides_dev_tools_and_loads_only_its_own_files
     # the official client, served by staticfiles straight from node_modules
     assert client_status == 200
     assert client_js == SOCKET_IO_CLIENT.read_text()
+
+
+def relay_call_server(live_servers: Any, turn: Coturn, turn_secret: str) -> LiveServer:
+    """A daphne handing out ``iceServers`` for ``turn`` (its credentials signed with ``turn_secret``)."""
+    (live,) = live_servers(env={**BROWSER_SERVER_ENV, "TURN_URLS": turn.turn_url, "TURN_SECRET": turn_secret})
+    return live
+
+
+@pytest.mark.timeout(BROWSER_TEST_TIMEOUT_S)
+def test_relay_only_pages_hold_a_call_through_coturn_and_show_a_relay_pair(
+    live_servers: Any, coturn: Callable[[str], Coturn]
+) -> None:
+    # given: coturn and the signaling server share the TURN secret
+    turn = coturn(TURN_SECRET)
+    relay_server = relay_call_server(live_servers, turn, TURN_SECRET)
+    room = relay_server.create_room(type="video")
+    urls = {
+        name: demo_url(relay_server, room["id"], relay_server.mint(f"agent-{name}"), relay_only=True)
+        for name in ("alice", "bob")
+    }
+    # when
+    steps = run_driver("relay", urls)
+    # then: media flows, and the selected candidate pair is relay on both ends
+    alice, bob = steps["relay"]["pages"]["alice"], steps["relay"]["pages"]["bob"]
+    assert_live_media_from(alice, [bob])
+    assert_live_media_from(bob, [alice])
+    for page, other in ((alice, bob), (bob, alice)):
+        assert page["relayOnly"] is True
+        assert [server["urls"] for server in page["iceServers"]] == [[turn.turn_url]]
+        assert page["iceServers"][0]["username"].endswith(":" + page["agentId"])
+        assert page["routes"] == {other["clientId"]: "relay/relay"}
+        stats = page["stats"][other["clientId"]]
+        assert (stats["localCandidateType"], stats["remoteCandidateType"]) == ("relay", "relay")
+
+
+@pytest.mark.timeout(BROWSER_TEST_TIMEOUT_S)
+def test_relay_only_pages_get_no_call_when_coturn_has_another_secret(
+    live_servers: Any, coturn: Callable[[str], Coturn]
+) -> None:
+    # given: the signaling server signs TURN credentials with a secret coturn does not know
+    turn = coturn(TURN_SECRET)
+    relay_server = relay_call_server(live_servers, turn, OTHER_TURN_SECRET)
+    room = relay_server.create_room(type="video")
+    urls = {
+        name: demo_url(relay_server, room["id"], relay_server.mint(f"agent-{name}"), relay_only=True)
+        for name in ("alice", "bob")
+    }
+    # when
+    steps = run_driver("relay_refused", urls)
+    # then: both pages say the TURN server refused them; no pair was selected, no media arrived
+    assert steps["relay_refused"]["satisfied"] is True
+    for page in steps["relay_refused"]["pages"].values():
+        assert (page["phase"], page["errorCode"], page["errorShown"]) == (
+            "joined",
+            "turn_refused",
+            "The TURN server refused the credentials this server issued (is TURN_SECRET the same on both?).",
+        )
+        assert {error["errorCode"] for error in page["iceErrors"]} == {401}
+        assert {error["url"] for error in page["iceErrors"]} <= {turn.turn_url, turn.turn_url.split("?")[0]}
+        (tile,) = page["tiles"]
+        assert tile["state"] != "connected"
+        assert list(page["routes"].values()) == [""]
+        assert all(
+            stats["framesDecoded"] == 0 and stats["audioPacketsReceived"] == 0 for stats in page["stats"].values()
+        )

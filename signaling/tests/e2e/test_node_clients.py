@@ -40,7 +40,7 @@ def test_seed_snippet_connects_upgrades_to_websocket_and_joins(server: LiveServe
     assert code == 0, lines
     socket_id = steps["connected"]["socketId"]
     assert steps["connected"] == {
-        "payload": {"clientId": socket_id, "agentId": "agent-fawzi"},
+        "payload": {"clientId": socket_id, "agentId": "agent-fawzi", "iceServers": []},
         "socketId": socket_id,
     }
     assert_matches_schema("joined", steps["joined"])
@@ -69,8 +69,8 @@ def test_two_node_peers_exchange_offer_answer_candidates(server: LiveServer, _ca
     assert code == 0, lines
     alice, bob = steps["alice_connected"]["socketId"], steps["bob_connected"]["socketId"]
     room_id = room["id"]
-    assert steps["alice_connected"]["payload"] == {"clientId": alice, "agentId": "agent-alice"}
-    assert steps["bob_connected"]["payload"] == {"clientId": bob, "agentId": "agent-bob"}
+    assert steps["alice_connected"]["payload"] == {"clientId": alice, "agentId": "agent-alice", "iceServers": []}
+    assert steps["bob_connected"]["payload"] == {"clientId": bob, "agentId": "agent-bob", "iceServers": []}
     alice_entry = {"clientId": alice, "agentId": "agent-alice", "joinedAt": ANY_ISO_UTC, "muted": False}
     assert steps["alice_join_ack"] == {
         "ok": True,

@@ -55,7 +55,7 @@ async def test_connect_with_auth_token_emits_connected_with_socket_id(
     await client.connect(server, token=server.mint("agent-alice"), transports=TRANSPORTS[_case])
     connected = await client.next("connected")
     # then
-    assert connected == {"clientId": client.client_id, "agentId": "agent-alice"}
+    assert connected == {"clientId": client.client_id, "agentId": "agent-alice", "iceServers": []}
     assert_matches_schema("connected", connected)
     assert await wait_for_transport(client, FINAL_TRANSPORT[_case]) == FINAL_TRANSPORT[_case]
     assert await client.receive_nothing("connected")
@@ -103,7 +103,7 @@ async def test_token_in_query_string_authenticates(server: LiveServer, sio_clien
     # when
     await client.connect(server, query=f"token={server.mint('agent-query')}", transports=TRANSPORTS[_case])
     # then
-    assert await client.next("connected") == {"clientId": client.client_id, "agentId": "agent-query"}
+    assert await client.next("connected") == {"clientId": client.client_id, "agentId": "agent-query", "iceServers": []}
 
 
 @pytest.mark.parametrize("_case", list(TRANSPORTS))
@@ -114,7 +114,7 @@ async def test_token_in_authorization_header_authenticates(server: LiveServer, s
     # when
     await client.connect(server, headers=headers, transports=TRANSPORTS[_case])
     # then
-    assert await client.next("connected") == {"clientId": client.client_id, "agentId": "agent-header"}
+    assert await client.next("connected") == {"clientId": client.client_id, "agentId": "agent-header", "iceServers": []}
 
 
 @pytest.mark.parametrize("_case", list(TRANSPORTS))
@@ -203,7 +203,7 @@ async def test_uvicorn_serves_connect_and_relay(uvicorn_server: LiveServer, sio_
     # when
     ack = await alice.call("offer", {"sdp": {"type": "offer", "sdp": "v=0"}})
     # then
-    assert alice_connected == {"clientId": alice.client_id, "agentId": "agent-alice"}
+    assert alice_connected == {"clientId": alice.client_id, "agentId": "agent-alice", "iceServers": []}
     assert ack == {"ok": True}
     assert await bob.next("offer") == {
         "sdp": {"type": "offer", "sdp": "v=0"},

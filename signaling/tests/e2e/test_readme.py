@@ -60,7 +60,7 @@ def test_readme_curl_walkthrough_works_as_written(live_servers: Callable[..., li
     }
     assert page["count"] == 1 and page["results"][0]["id"] == created["id"]
     assert detail["id"] == created["id"] and detail["participants"] == []
-    assert set(join) == {"token", "roomId", "expiresIn"} and join["roomId"] == created["id"]
+    assert set(join) == {"token", "roomId", "expiresIn", "iceServers"} and join["roomId"] == created["id"]
     assert stats["rooms"] == {"total": 1, "active": 0}
     assert deleted == "204"
     status, closed = server.get(f"/api/rooms/{created['id']}")

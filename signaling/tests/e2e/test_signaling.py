@@ -472,7 +472,7 @@ async def test_join_token_admits_to_its_room_only(server: LiveServer, sio_client
     # given
     room, other = await server.acreate_room(name="ticketed"), await server.acreate_room(name="other")
     status, grant = await server.arequest("POST", f"/api/rooms/{room['id']}/join", token=server.mint("agent-guest"))
-    assert (status, grant) == (200, {"token": ANY_TEXT, "roomId": room["id"], "expiresIn": 300})
+    assert (status, grant) == (200, {"token": ANY_TEXT, "roomId": room["id"], "expiresIn": 300, "iceServers": []})
     guest = sio_client()
     # when
     await guest.connect(server, token=grant["token"])
@@ -480,7 +480,7 @@ async def test_join_token_admits_to_its_room_only(server: LiveServer, sio_client
     elsewhere = await guest.call("join_room", {"roomId": other["id"]})
     admitted = await guest.call("join_room", {"roomId": room["id"]})
     # then
-    assert connected == {"clientId": guest.client_id, "agentId": "agent-guest"}
+    assert connected == {"clientId": guest.client_id, "agentId": "agent-guest", "iceServers": []}
     assert elsewhere == refusal("forbidden")
     assert admitted == {
         "ok": True,

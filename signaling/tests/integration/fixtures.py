@@ -348,7 +348,10 @@ class Harness:
         assert isinstance(accepted, str) and accepted.startswith("40{"), accepted
         client.client_id = json.loads(accepted[2:])["sid"]
         client.agent_id = agent_id
-        assert await client.event() == ("connected", {"clientId": client.client_id, "agentId": agent_id})
+        assert await client.event() == (
+            "connected",
+            {"clientId": client.client_id, "agentId": agent_id, "iceServers": []},
+        )
         return client
 
     async def in_room(self, agent_id: str, room_id: str, **connect: Any) -> WsClient:

@@ -32,7 +32,9 @@ def connected_frames(client_id: str, agent_id: str) -> str:
         f'40{{"sid":"{client_id}"}}'
         + RECORD_SEPARATOR
         + "42"
-        + json.dumps(["connected", {"clientId": client_id, "agentId": agent_id}], separators=(",", ":"))
+        + json.dumps(
+            ["connected", {"clientId": client_id, "agentId": agent_id, "iceServers": []}], separators=(",", ":")
+        )
     )
 
 
@@ -78,7 +80,7 @@ async def test_connect_with_valid_token_answers_sid_then_connected(signaling: Ha
     assert isinstance(accepted, str) and accepted.startswith("40")
     assert json.loads(accepted[2:]) == {"sid": ANY_SID}
     client_id = json.loads(accepted[2:])["sid"]
-    assert await client.event() == ("connected", {"clientId": client_id, "agentId": "agent-alice"})
+    assert await client.event() == ("connected", {"clientId": client_id, "agentId": "agent-alice", "iceServers": []})
     assert await client.receive_nothing()
 
 
@@ -132,7 +134,7 @@ async def test_connect_takes_the_token_from_query_or_authorization_header(signal
     assert isinstance(accepted, str)
     client_id = json.loads(accepted[2:])["sid"]
     assert accepted == f'40{{"sid":"{client_id}"}}'
-    assert await client.event() == ("connected", {"clientId": client_id, "agentId": "agent-bob"})
+    assert await client.event() == ("connected", {"clientId": client_id, "agentId": "agent-bob", "iceServers": []})
 
 
 async def test_connect_to_unknown_namespace_answers_connect_error(signaling: Harness) -> None:
@@ -433,7 +435,7 @@ async def test_socket_io_disconnect_then_connect_again_gets_a_new_client_id(sign
     assert isinstance(accepted, str)
     client_id = json.loads(accepted[2:])["sid"]
     assert client_id != alice.client_id
-    assert await alice.event() == ("connected", {"clientId": client_id, "agentId": "agent-alice"})
+    assert await alice.event() == ("connected", {"clientId": client_id, "agentId": "agent-alice", "iceServers": []})
 
 
 async def test_probe_websocket_that_goes_away_leaves_polling_working(signaling: Harness) -> None:

@@ -3,8 +3,8 @@
 // (signaling/tests/e2e/test_demo_browser.py) decides pass or fail from these lines; this
 // script only waits, bounded, for the state a step expects, then reports what it saw.
 //
-// Usage: node demo_call.mjs '<json spec>'. The spec names the scenario ("mesh", "errors"
-// or "devmode"), the browser (executablePath, args, userDataDir), the page URLs and a
+// Usage: node demo_call.mjs '<json spec>'. The spec names the scenario ("mesh", "errors",
+// "devmode", "relay" or "relay_refused"), the browser (executablePath, args, userDataDir), the page URLs and a
 // screenshot path. Every page reads the page's automation hooks only: data-client-id /
 // data-agent-id / data-peer-state on remote tiles, window.demoStats(), window.demoState(),
 // window.demoLastError and the #error element.
@@ -46,6 +46,9 @@ async function observe(page) {
       agentId: el.dataset.agentId,
       state: el.dataset.peerState,
     }));
+    const routes = Object.fromEntries(
+      [...document.querySelectorAll('[data-peer-state]')].map((el) => [el.dataset.clientId, el.dataset.candidateType || '']),
+    );
     const errorElement = document.getElementById('error');
     const state = typeof window.demoState === 'function' ? window.demoState() : null;
     const stats = typeof window.demoStats === 'function' ? await window.demoStats() : {};
@@ -59,6 +62,13 @@ async function observe(page) {
       errorShown: errorElement && !errorElement.hidden ? errorElement.innerText : null,
       errorCode: errorElement ? errorElement.dataset.errorCode : null,
       devPanelShown: Boolean(document.getElementById('dev-panel')),
+      routes,
+      relayOnly: state && state.relayOnly,
+      iceServers: state && state.iceServers,
+      iceErrors: state && state.iceErrors,
+      shareLink: state && state.shareLink,
+      aloneShown: state && state.aloneShown,
+      aloneText: document.getElementById('alone') ? document.getElementById('alone').innerText : null,
     };
   });
 }
@@ -155,13 +165,48 @@ async function devModeScenario(context) {
   });
   const roomId = await page.inputValue('#room-input');
   await page.getByRole('button', { name: 'Join', exact: true }).click();
-  await waitForStep('dev_join', { dev: page }, (o) => o.dev.phase === 'joined', { roomId });
+  const joined = await waitForStep('dev_join', { dev: page }, (o) => o.dev.phase === 'joined' && o.dev.aloneShown, {
+    roomId,
+  });
   // What the REST API says about the room while the page is still in it.
   const response = await fetch(new URL(`/api/rooms/${roomId}`, spec.urls.dev));
   emit({ step: 'dev_room', status: response.status, room: await response.json() });
+
+  // Issue 17: the invitee opens the share link shown in the call and presses Join at once.
+  const invitee = await openPage(context, 'invitee', joined.dev.shareLink);
+  const tokenFieldBeforeJoin = await invitee.inputValue('#token-input');
+  const roomFieldBeforeJoin = await invitee.inputValue('#room-input');
+  await invitee.getByRole('button', { name: 'Join', exact: true }).click();
+  await waitForStep('dev_invitee', { dev: page, invitee }, allHaveLiveMedia(1), {
+    roomFieldBeforeJoin,
+    tokenFieldBeforeJoin,
+  });
 }
 
-const scenarios = { mesh: meshScenario, errors: errorsScenario, devmode: devModeScenario };
+// Two pages forced to relay-only ICE: they connect through the TURN server, or (with a server
+// whose TURN_SECRET the TURN server does not share) report the TURN server's refusal.
+async function relayScenario(context) {
+  const { urls } = spec;
+  const [alice, bob] = await Promise.all([openPage(context, 'alice', urls.alice), openPage(context, 'bob', urls.bob)]);
+  const routed = (o) => Object.values(o.routes).length === 1 && Object.values(o.routes).every((route) => route !== '');
+  await waitForStep('relay', { alice, bob }, (o) => allHaveLiveMedia(1)(o) && routed(o.alice) && routed(o.bob));
+}
+
+async function relayRefusedScenario(context) {
+  const { urls } = spec;
+  const [alice, bob] = await Promise.all([openPage(context, 'alice', urls.alice), openPage(context, 'bob', urls.bob)]);
+  await waitForStep('relay_refused', { alice, bob }, (o) =>
+    Object.values(o).every((p) => p.phase === 'joined' && p.tiles.length === 1 && p.errorCode === 'turn_refused'),
+  );
+}
+
+const scenarios = {
+  mesh: meshScenario,
+  errors: errorsScenario,
+  devmode: devModeScenario,
+  relay: relayScenario,
+  relay_refused: relayRefusedScenario,
+};
 
 async function main() {
   const context = await chromium.launchPersistentContext(spec.userDataDir, {
