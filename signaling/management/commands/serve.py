@@ -1,6 +1,7 @@
 """`python manage.py serve`: run the ASGI server on HOST:PORT from the configuration.
 
-daphne by default (`--server uvicorn` for uvicorn); the ASGI module warns in DEV_MODE.
+daphne by default (`--server uvicorn` for uvicorn); prints a banner of what to open first.
+The ASGI module warns in DEV_MODE.
 """
 
 from __future__ import annotations
@@ -14,6 +15,25 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 APPLICATION = "signaling_project.asgi:application"
+# What the banner lists, after the base URL: (path, what it is); {manage} is how to run
+# manage.py in this mode.
+BANNER_LINKS = (
+    ("/demo/", "browser demo (open it in two windows for a call)"),
+    ("/api/docs", "REST API docs"),
+    ("/admin/", "admin (add a user: {manage} createsuperuser)"),
+    ("/healthz", "health check"),
+)
+
+
+def banner(host: str, port: int, server: str, *, dev_mode: bool) -> str:
+    """The lines printed before serving: where the server is and what to open."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    base = f"http://{shown}:{port}"
+    lines = [f"serving on http://{host}:{port} with {server}"]
+    manage = ("DEV_MODE=1 " if dev_mode else "") + ".venv/bin/python manage.py"
+    lines += [f"  {base}{link:<10} {text.format(manage=manage)}" for link, text in BANNER_LINKS]
+    lines.append(f"  a token: {manage} mint_token AGENT_ID")
+    return "\n".join(lines) + "\n"
 
 
 class Command(BaseCommand):
@@ -45,6 +65,6 @@ class Command(BaseCommand):
                 "--proxy-headers",
                 APPLICATION,
             ]
-        self.stdout.write(f"serving on http://{cfg.host}:{cfg.port} with {server}\n")
+        self.stdout.write(banner(cfg.host, cfg.port, server, dev_mode=cfg.dev_mode))
         self.stdout.flush()
         os.execv(exe, argv)

@@ -91,9 +91,7 @@ def test_every_variable_has_its_spec_default() -> None:
         ("PORT", "", "port", 8080),
     ],
 )
-def test_each_variable_is_parsed(
-    _case: str, value: str, field: str, expected: Any
-) -> None:
+def test_each_variable_is_parsed(_case: str, value: str, field: str, expected: Any) -> None:
     config = load_config({"JWT_SECRET": SECRET, _case: value})
     assert getattr(config, field) == expected
 
@@ -191,33 +189,26 @@ BAD_VALUES = [
 
 
 @pytest.mark.parametrize(("_case", "value", "message"), BAD_VALUES)
-def test_bad_value_is_one_line_naming_the_variable(
-    _case: str, value: str, message: str
-) -> None:
+def test_bad_value_is_one_line_naming_the_variable(_case: str, value: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config({"JWT_SECRET": SECRET, _case: value})
     assert str(caught.value) == message
     assert "\n" not in str(caught.value)
 
 
-@pytest.mark.parametrize(
-    ("_case", "environ"), [("unset", {}), ("empty", {"JWT_SECRET": ""})]
-)
+@pytest.mark.parametrize(("_case", "environ"), [("unset", {}), ("empty", {"JWT_SECRET": ""})])
 def test_missing_jwt_secret_is_an_error(_case: str, environ: dict[str, str]) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(environ)
     assert str(caught.value) == (
-        "JWT_SECRET is required (set it in the environment or .env; "
-        "DEV_MODE=1 generates one for local development)"
+        "JWT_SECRET is required (set it in the environment or .env; DEV_MODE=1 generates one for local development)"
     )
 
 
-def test_env_file_is_read_and_the_environment_wins(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_env_file_is_read_and_the_environment_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # given a .env file and a process environment that overrides one of its values
     (tmp_path / ".env").write_text(
-        "JWT_SECRET=secret-from-dotenv-file\nPORT=9000\nMAX_PARTICIPANTS=4\n"
+        "JWT_SECRET=secret-from-dotenv-file-0123456789abcdef\nPORT=9000\nMAX_PARTICIPANTS=4\n"
     )
     monkeypatch.delenv("JWT_SECRET", raising=False)
     monkeypatch.delenv("MAX_PARTICIPANTS", raising=False)
@@ -226,15 +217,13 @@ def test_env_file_is_read_and_the_environment_wins(
     config = load_config(read_environment(tmp_path))
     # then
     assert (config.jwt_secret, config.port, config.max_participants) == (
-        "secret-from-dotenv-file",
+        "secret-from-dotenv-file-0123456789abcdef",
         9100,
         4,
     )
 
 
-def test_missing_env_file_is_fine(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_missing_env_file_is_fine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JWT_SECRET", SECRET)
     assert load_config(read_environment(tmp_path)).jwt_secret == SECRET
 
@@ -278,10 +267,7 @@ def test_manage_py_with_a_bad_value_exits_with_one_line_and_no_traceback() -> No
     # then
     assert result.returncode != 0
     assert result.stderr.splitlines() == [
-        (
-            "configuration error: HEARTBEAT_INTERVAL must be a positive integer of "
-            "milliseconds, got '-5'"
-        )
+        ("configuration error: HEARTBEAT_INTERVAL must be a positive integer of milliseconds, got '-5'")
     ]
     assert "Traceback" not in result.stderr + result.stdout
 
