@@ -23,14 +23,10 @@ class ClosedFilter(admin.SimpleListFilter):
     title = "closed"
     parameter_name = "closed"
 
-    def lookups(
-        self, request: HttpRequest, model_admin: admin.ModelAdmin
-    ) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
         return [("yes", "Closed"), ("no", "Open")]
 
-    def queryset(
-        self, request: HttpRequest, queryset: QuerySet[Room]
-    ) -> QuerySet[Room]:
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Room]) -> QuerySet[Room]:
         if self.value() == "yes":
             return queryset.filter(closed_at__isnull=False)
         if self.value() == "no":
@@ -67,9 +63,7 @@ class RoomAdmin(admin.ModelAdmin):
     actions = ("close_selected_rooms",)
 
     @admin.action(description="Close selected rooms")
-    def close_selected_rooms(
-        self, request: HttpRequest, queryset: QuerySet[Room]
-    ) -> None:
+    def close_selected_rooms(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:
         """Close every selected open room; its participants get ``room_closed`` (deleted)."""
         closed = 0
         for room_id in queryset.values_list("id", flat=True):

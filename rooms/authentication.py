@@ -76,18 +76,12 @@ class AgentTokenAuthentication(BaseAuthentication):
         if not header or header[0].lower() != AUTH_SCHEME.lower().encode():
             return None
         if len(header) != 2:
-            code = (
-                TokenErrorCode.MISSING if len(header) == 1 else TokenErrorCode.INVALID
-            )
-            raise exceptions.AuthenticationFailed(
-                "Malformed Bearer authorization header.", code=code
-            )
+            code = TokenErrorCode.MISSING if len(header) == 1 else TokenErrorCode.INVALID
+            raise exceptions.AuthenticationFailed("Malformed Bearer authorization header.", code=code)
         try:
             raw = header[1].decode("ascii")
         except UnicodeDecodeError as exc:
-            raise exceptions.AuthenticationFailed(
-                "token is invalid", code=TokenErrorCode.INVALID
-            ) from exc
+            raise exceptions.AuthenticationFailed("token is invalid", code=TokenErrorCode.INVALID) from exc
         try:
             identity = authenticate_token(raw)
         except TokenRejected as exc:
@@ -97,9 +91,7 @@ class AgentTokenAuthentication(BaseAuthentication):
                 "join tokens cannot authenticate REST calls; use an agent token",
                 code=TokenErrorCode.INVALID,
             )
-        return AgentPrincipal(
-            agent_id=identity.agent_id, is_staff=identity.is_staff
-        ), identity
+        return AgentPrincipal(agent_id=identity.agent_id, is_staff=identity.is_staff), identity
 
     def authenticate_header(self, request: Request) -> str:
         """The ``WWW-Authenticate`` value that makes auth failures 401."""

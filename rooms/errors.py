@@ -73,9 +73,7 @@ def _flatten(errors: Any, prefix: str = "") -> dict[str, list[str]]:
         for key, value in errors.items():
             flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
         return flat
-    if isinstance(errors, list) and any(
-        isinstance(item, dict | list) for item in errors
-    ):
+    if isinstance(errors, list) and any(isinstance(item, dict | list) for item in errors):
         flat = {}
         for index, item in enumerate(errors):
             flat.update(_flatten(item, f"{prefix}.{index}" if prefix else str(index)))
@@ -124,9 +122,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return Response(error_body(exc), status=exc.status_code, headers=headers)
 
 
-def page_not_found(
-    request: HttpRequest, exception: Exception | None = None
-) -> JsonResponse:
+def page_not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     """Django ``handler404``: unknown paths answer JSON ``{detail, code: "not_found"}``."""
     return JsonResponse(
         {"detail": "Not found.", "code": NOT_FOUND_CODE},

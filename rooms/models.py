@@ -43,13 +43,9 @@ class RoomQuerySet(models.QuerySet["Room"]):
 class Room(models.Model):
     """A voice or video room; closed rooms stay in the table with their history."""
 
-    id = models.CharField(
-        primary_key=True, max_length=40, default=new_room_id, editable=False
-    )
+    id = models.CharField(primary_key=True, max_length=40, default=new_room_id, editable=False)
     name = models.CharField(max_length=ROOM_NAME_MAX_LENGTH)
-    type = models.CharField(
-        max_length=8, choices=[(t.value, t.value) for t in RoomType]
-    )
+    type = models.CharField(max_length=8, choices=[(t.value, t.value) for t in RoomType])
     mute_on_entry = models.BooleanField(default=False)
     allow_recording = models.BooleanField(default=False)
     max_duration_min = models.PositiveIntegerField(
@@ -58,9 +54,7 @@ class Room(models.Model):
         help_text="Minutes after the first join at which the room closes.",
     )
     max_participants = models.PositiveIntegerField()
-    created_by = models.CharField(
-        max_length=AGENT_ID_MAX_LENGTH, help_text="agentId of the creator."
-    )
+    created_by = models.CharField(max_length=AGENT_ID_MAX_LENGTH, help_text="agentId of the creator.")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     first_joined_at = models.DateTimeField(null=True, blank=True)
     closes_at = models.DateTimeField(

@@ -18,9 +18,7 @@ from rooms.models import Room
 
 def is_staff(user: object) -> bool:
     """Staff: an agent token with ``"is_staff": true`` or a signed-in Django staff user."""
-    return bool(getattr(user, "is_staff", False)) and bool(
-        getattr(user, "is_authenticated", False)
-    )
+    return bool(getattr(user, "is_staff", False)) and bool(getattr(user, "is_authenticated", False))
 
 
 class IsAgent(BasePermission):
@@ -46,8 +44,6 @@ class IsCreatorOrStaff(BasePermission):
 
     def has_object_permission(self, request: Request, view: Any, obj: Room) -> bool:
         user = request.user
-        if is_staff(user) or (
-            isinstance(user, AgentPrincipal) and user.agent_id == obj.created_by
-        ):
+        if is_staff(user) or (isinstance(user, AgentPrincipal) and user.agent_id == obj.created_by):
             return True
         raise Forbidden("Only the room's creator or staff may close it.")

@@ -24,9 +24,7 @@ from rooms.models import MAX_DURATION_MIN_LIMIT, ROOM_NAME_MAX_LENGTH, Room
 
 def iso_utc(value: datetime) -> str:
     """Format ``value`` like JavaScript's ``Date.toISOString()``: ``2026-11-26T15:00:00.000Z``."""
-    return (
-        value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    )
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class StrictCharField(serializers.CharField):
@@ -41,9 +39,7 @@ class StrictCharField(serializers.CharField):
 class StrictBooleanField(serializers.BooleanField):
     """A JSON ``true``/``false`` only: ``1``, ``0``, ``"true"`` are rejected."""
 
-    default_error_messages: ClassVar[dict[str, str]] = {
-        "invalid": "Must be a JSON boolean (true or false)."
-    }
+    default_error_messages: ClassVar[dict[str, str]] = {"invalid": "Must be a JSON boolean (true or false)."}
 
     def to_internal_value(self, data: Any) -> bool:
         if not isinstance(data, bool):
@@ -54,9 +50,7 @@ class StrictBooleanField(serializers.BooleanField):
 class StrictIntegerField(serializers.IntegerField):
     """A JSON integer only: ``"60"``, ``60.0`` and booleans are rejected."""
 
-    default_error_messages: ClassVar[dict[str, str]] = {
-        "invalid": "Must be a JSON integer."
-    }
+    default_error_messages: ClassVar[dict[str, str]] = {"invalid": "Must be a JSON integer."}
 
     def to_internal_value(self, data: Any) -> int:
         if isinstance(data, bool) or not isinstance(data, int):
@@ -91,9 +85,7 @@ class RoomSettingsSerializer(serializers.Serializer):
         """Bound ``maxParticipants`` by the current ``MAX_PARTICIPANTS``."""
         fields = super().get_fields()
         cap = django_settings.SIGNALING.max_participants
-        fields["maxParticipants"] = StrictIntegerField(
-            required=False, default=cap, min_value=1, max_value=cap
-        )
+        fields["maxParticipants"] = StrictIntegerField(required=False, default=cap, min_value=1, max_value=cap)
         return fields
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
@@ -101,18 +93,14 @@ class RoomSettingsSerializer(serializers.Serializer):
         if isinstance(data, Mapping):
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
-                raise serializers.ValidationError(
-                    {key: ["Unknown setting."] for key in unknown}, code="unknown_field"
-                )
+                raise serializers.ValidationError({key: ["Unknown setting."] for key in unknown}, code="unknown_field")
         return super().to_internal_value(data)
 
 
 class RoomCreateSerializer(serializers.Serializer):
     """``POST /api/rooms`` body: ``name``, ``type``, optional ``settings``."""
 
-    name = StrictCharField(
-        max_length=ROOM_NAME_MAX_LENGTH, trim_whitespace=True, allow_blank=False
-    )
+    name = StrictCharField(max_length=ROOM_NAME_MAX_LENGTH, trim_whitespace=True, allow_blank=False)
     type = StrictChoiceField(choices=[t.value for t in RoomType])
     settings = RoomSettingsSerializer(required=False)
 
@@ -172,9 +160,7 @@ class RoomSerializer(serializers.ModelSerializer):
         """Add ``closed`` (and ``closedAt``/``closeReason`` once closed), and ``participants``."""
         data: dict[str, Any] = super().to_representation(room)
         if "participants" in self.context:
-            data["participants"] = (
-                [] if room.is_closed else list(self.context["participants"])
-            )
+            data["participants"] = [] if room.is_closed else list(self.context["participants"])
         data["closed"] = room.is_closed
         if room.closed_at is not None:
             data["closedAt"] = iso_utc(room.closed_at)

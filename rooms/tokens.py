@@ -105,9 +105,7 @@ def _backend() -> TokenBackend:
     if cached is not None and cached[0] == key:
         return cached[1]
     with _backend_lock:
-        backend = TokenBackend(
-            ALGORITHM, signing_key=config.jwt_secret, leeway=config.jwt_leeway_s
-        )
+        backend = TokenBackend(ALGORITHM, signing_key=config.jwt_secret, leeway=config.jwt_leeway_s)
         _backend_cache = (key, backend)
         return backend
 
@@ -120,9 +118,7 @@ def _bounded_string(payload: dict[str, Any], claim: str, max_chars: int) -> str:
     """Return ``payload[claim]`` if it is a non-empty string of at most ``max_chars``."""
     value = payload.get(claim)
     if not isinstance(value, str) or not value or len(value) > max_chars:
-        raise _invalid(
-            f"token claim {claim!r} must be a string of 1-{max_chars} characters"
-        )
+        raise _invalid(f"token claim {claim!r} must be a string of 1-{max_chars} characters")
     return value
 
 
@@ -167,9 +163,7 @@ def authenticate_token(raw: str | None) -> Identity:
     )
 
 
-def mint_agent_token(
-    agent_id: str, *, ttl_s: int = 3600, is_staff: bool = False
-) -> str:
+def mint_agent_token(agent_id: str, *, ttl_s: int = 3600, is_staff: bool = False) -> str:
     """Sign an agent token shaped like agent-link's (``agentId``, ``iat``, ``exp``).
 
     Args:

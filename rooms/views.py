@@ -56,9 +56,7 @@ ERROR_RESPONSE = inline_serializer(
     {
         "detail": serializers.CharField(),
         "code": serializers.CharField(),
-        "errors": serializers.DictField(
-            child=serializers.ListField(child=serializers.CharField()), required=False
-        ),
+        "errors": serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False),
     },
 )
 
@@ -119,9 +117,7 @@ class RoomViewSet(viewsets.GenericViewSet):
         )
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter("type", OpenApiTypes.STR, enum=[t.value for t in RoomType])
-        ],
+        parameters=[OpenApiParameter("type", OpenApiTypes.STR, enum=[t.value for t in RoomType])],
         responses={200: RoomSerializer(many=True), 400: ERROR_RESPONSE},
         summary="List open rooms, newest first",
     )
@@ -135,9 +131,7 @@ class RoomViewSet(viewsets.GenericViewSet):
         page = self.paginate_queryset(rooms)
         assert page is not None  # PAGE_SIZE is set, so DRF always paginates
         counts = live.participant_counts([room.id for room in page]) if page else {}
-        return self.get_paginated_response(
-            RoomSerializer(page, many=True, context={"participant_counts": counts}).data
-        )
+        return self.get_paginated_response(RoomSerializer(page, many=True, context={"participant_counts": counts}).data)
 
     @extend_schema(
         responses={200: RoomSerializer, 404: ERROR_RESPONSE},

@@ -28,9 +28,7 @@ class Migration(migrations.Migration):
                 ("name", models.CharField(max_length=100)),
                 (
                     "type",
-                    models.CharField(
-                        choices=[("voice", "voice"), ("video", "video")], max_length=8
-                    ),
+                    models.CharField(choices=[("voice", "voice"), ("video", "video")], max_length=8),
                 ),
                 ("mute_on_entry", models.BooleanField(default=False)),
                 ("allow_recording", models.BooleanField(default=False)),
@@ -45,15 +43,11 @@ class Migration(migrations.Migration):
                 ("max_participants", models.PositiveIntegerField()),
                 (
                     "created_by",
-                    models.CharField(
-                        help_text="agentId of the creator.", max_length=128
-                    ),
+                    models.CharField(help_text="agentId of the creator.", max_length=128),
                 ),
                 (
                     "created_at",
-                    models.DateTimeField(
-                        db_index=True, default=django.utils.timezone.now
-                    ),
+                    models.DateTimeField(db_index=True, default=django.utils.timezone.now),
                 ),
                 ("first_joined_at", models.DateTimeField(blank=True, null=True)),
                 (

@@ -20,12 +20,8 @@ class Command(BaseCommand):
     help = "Print an agent token (HS256 JWT signed with JWT_SECRET) for AGENT_ID."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument(
-            "agent_id", metavar="AGENT_ID", help="agentId claim (1-128 characters)"
-        )
-        parser.add_argument(
-            "--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)"
-        )
+        parser.add_argument("agent_id", metavar="AGENT_ID", help="agentId claim (1-128 characters)")
+        parser.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
         parser.add_argument("--staff", action="store_true", help='add "is_staff": true')
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -34,6 +30,4 @@ class Command(BaseCommand):
             raise CommandError(f"AGENT_ID must be 1-{AGENT_ID_MAX_CHARS} characters")
         if options["ttl"] < 1:
             raise CommandError("--ttl must be a positive number of seconds")
-        self.stdout.write(
-            mint_agent_token(agent_id, ttl_s=options["ttl"], is_staff=options["staff"])
-        )
+        self.stdout.write(mint_agent_token(agent_id, ttl_s=options["ttl"], is_staff=options["staff"]))

@@ -32,11 +32,7 @@ def imported_modules(path: Path) -> list[str]:
             assert node.level == 0, f"{path.name}: relative import"
             assert node.module is not None
             names.append(node.module)
-        elif (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Name)
-            and node.func.id == "__import__"
-        ):
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "__import__":
             names.append("__import__")
     return names
 

@@ -152,9 +152,7 @@ VECTORS: list[tuple[str, Packet, Wire]] = [
     ),
     (
         "sio binary event test suite",
-        SioPacket(
-            S.EVENT, "/", ["message", b"\x01\x02\x03", b"\x04\x05\x06"], attachments=2
-        ),
+        SioPacket(S.EVENT, "/", ["message", b"\x01\x02\x03", b"\x04\x05\x06"], attachments=2),
         [
             f'52-["message",{PLACEHOLDER_0},{PLACEHOLDER_1}]',
             b"\x01\x02\x03",
@@ -208,9 +206,7 @@ def decode_sio(wire: list[str | bytes]) -> list[SioPacket | None]:
     return [decoder.feed(item) for item in wire]
 
 
-@pytest.mark.parametrize(
-    ("_case", "packet", "wire"), VECTORS, ids=[v[0] for v in VECTORS]
-)
+@pytest.mark.parametrize(("_case", "packet", "wire"), VECTORS, ids=[v[0] for v in VECTORS])
 def test_vector_encodes_to_its_wire(_case: str, packet: Packet, wire: Wire) -> None:
     # given a packet from the protocol documents
     # when
@@ -219,9 +215,7 @@ def test_vector_encodes_to_its_wire(_case: str, packet: Packet, wire: Wire) -> N
     assert encoded == wire
 
 
-@pytest.mark.parametrize(
-    ("_case", "packet", "wire"), VECTORS, ids=[v[0] for v in VECTORS]
-)
+@pytest.mark.parametrize(("_case", "packet", "wire"), VECTORS, ids=[v[0] for v in VECTORS])
 def test_vector_decodes_to_its_packet(_case: str, packet: Packet, wire: Wire) -> None:
     # given a wire form from the protocol documents
     if _case in SERVER_ONLY_CASES:
@@ -308,9 +302,7 @@ def test_encode_ack_is_the_ack_packet_text() -> None:
         ("data on disconnect", lambda: encode_packet(SioPacket(S.DISCONNECT, "/", {}))),
     ],
 )
-def test_illegal_outgoing_packet_raises_local_protocol_error(
-    _case: str, call: Any
-) -> None:
+def test_illegal_outgoing_packet_raises_local_protocol_error(_case: str, call: Any) -> None:
     # given / when / then
     with pytest.raises(LocalProtocolError):
         call()
@@ -474,17 +466,14 @@ json_keys = st.text(max_size=8).filter(lambda key: key != "_placeholder")
 def json_values(leaves: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     return st.recursive(
         leaves,
-        lambda children: (
-            st.lists(children, max_size=4)
-            | st.dictionaries(json_keys, children, max_size=4)
-        ),
+        lambda children: st.lists(children, max_size=4) | st.dictionaries(json_keys, children, max_size=4),
         max_leaves=12,
     )
 
 
-namespaces = st.just("/") | st.text(
-    alphabet=st.characters(blacklist_characters=","), min_size=1, max_size=8
-).map(lambda name: "/" + name)
+namespaces = st.just("/") | st.text(alphabet=st.characters(blacklist_characters=","), min_size=1, max_size=8).map(
+    lambda name: "/" + name
+)
 event_names = st.text(max_size=12).filter(lambda name: name not in RESERVED_EVENTS)
 ack_ids = st.none() | st.integers(min_value=0, max_value=2**53)
 
@@ -542,13 +531,11 @@ def test_encode_event_is_byte_identical_to_encode_packet(
 eio_packets = st.builds(
     EioPacket,
     st.sampled_from([E.OPEN, E.CLOSE, E.PING, E.PONG, E.UPGRADE, E.NOOP]),
-    st.none()
-    | st.text(alphabet=st.characters(blacklist_characters="\x1e"), min_size=1),
+    st.none() | st.text(alphabet=st.characters(blacklist_characters="\x1e"), min_size=1),
 ) | st.builds(
     EioPacket,
     st.just(E.MESSAGE),
-    st.text(alphabet=st.characters(blacklist_characters="\x1e"))
-    | st.binary(max_size=16),
+    st.text(alphabet=st.characters(blacklist_characters="\x1e")) | st.binary(max_size=16),
 )
 
 

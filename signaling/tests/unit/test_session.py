@@ -27,29 +27,20 @@ from signaling.protocol import (
     transition,
 )
 
-CONFIG = SessionConfig(
-    ping_interval_ms=25000, ping_timeout_ms=20000, max_payload_bytes=1_000_000
-)
-SMALL = SessionConfig(
-    ping_interval_ms=25000, ping_timeout_ms=20000, max_payload_bytes=100
-)
+CONFIG = SessionConfig(ping_interval_ms=25000, ping_timeout_ms=20000, max_payload_bytes=1_000_000)
+SMALL = SessionConfig(ping_interval_ms=25000, ping_timeout_ms=20000, max_payload_bytes=100)
 PLACEHOLDER_0 = '{"_placeholder":true,"num":0}'
 PLACEHOLDER_1 = '{"_placeholder":true,"num":1}'
 
 
 def handshake(upgrades: str, max_payload: int = 1000000) -> str:
     return (
-        f'0{{"sid":"eio-1","upgrades":{upgrades},"pingInterval":25000,'
-        f'"pingTimeout":20000,"maxPayload":{max_payload}}}'
+        f'0{{"sid":"eio-1","upgrades":{upgrades},"pingInterval":25000,"pingTimeout":20000,"maxPayload":{max_payload}}}'
     )
 
 
-def ws_session(
-    config: SessionConfig = CONFIG, *, socketio: bool = True
-) -> EngineSession:
-    session = EngineSession(
-        "eio-1", config, now=0.0, transport=Transport.WEBSOCKET, socketio=socketio
-    )
+def ws_session(config: SessionConfig = CONFIG, *, socketio: bool = True) -> EngineSession:
+    session = EngineSession("eio-1", config, now=0.0, transport=Transport.WEBSOCKET, socketio=socketio)
     session.outgoing_ws()  # the handshake
     return session
 
@@ -257,16 +248,12 @@ def test_server_close_on_polling_queues_a_close_packet_once() -> None:
 def test_server_close_on_websocket_keeps_already_queued_frames_only() -> None:
     # given
     session = connected_ws_session()
-    session.send_sio_text(
-        encode_event("room_closed", {"roomId": "r_1", "reason": "deleted"})
-    )
+    session.send_sio_text(encode_event("room_closed", {"roomId": "r_1", "reason": "deleted"}))
     # when
     events = session.close(CloseReason.FORCED_CLOSE)
     # then
     assert events == [SessionClosed(CloseReason.FORCED_CLOSE)]
-    assert session.outgoing_ws() == [
-        '42["room_closed",{"roomId":"r_1","reason":"deleted"}]'
-    ]
+    assert session.outgoing_ws() == ['42["room_closed",{"roomId":"r_1","reason":"deleted"}]']
 
 
 def test_transport_closed_reports_transport_close_once() -> None:
@@ -320,9 +307,7 @@ def test_upgrade_probe_noop_upgrade_moves_buffered_packets_to_the_websocket() ->
     assert session.transport is Transport.WEBSOCKET
     assert session.has_polling_data() is False
     assert session.outgoing_ws() == ['42["hello","x"]', "2"]
-    assert session.receive_ws('42["hi"]', now=1.3) == [
-        SioEventReceived("/", "hi", [], None, len('["hi"]'))
-    ]
+    assert session.receive_ws('42["hi"]', now=1.3) == [SioEventReceived("/", "hi", [], None, len('["hi"]'))]
 
 
 def test_upgrade_is_refused_on_a_websocket_session() -> None:
@@ -383,9 +368,7 @@ def test_garbage_on_the_probe_socket_aborts_the_upgrade_and_polling_goes_on() ->
     assert session.transport is Transport.POLLING
     assert session.is_closed is False
     assert session.outgoing_probe_ws() == []
-    assert session.receive_polling_post('42["a"]', now=1.2) == [
-        SioEventReceived("/", "a", [], None, len('["a"]'))
-    ]
+    assert session.receive_polling_post('42["a"]', now=1.2) == [SioEventReceived("/", "a", [], None, len('["a"]'))]
 
 
 def test_probe_socket_closing_before_upgrade_packet_aborts_the_upgrade() -> None:
@@ -424,12 +407,8 @@ def test_second_pending_get_closes_the_session() -> None:
     # then
     assert excinfo.value.http_status == 400
     assert session.is_closed is True
-    assert (
-        session.take_polling_payload() == "1"
-    )  # the first GET, as in the v4 test suite
-    assert session.close() == [
-        SessionClosed(CloseReason.TRANSPORT_ERROR, excinfo.value)
-    ]
+    assert session.take_polling_payload() == "1"  # the first GET, as in the v4 test suite
+    assert session.close() == [SessionClosed(CloseReason.TRANSPORT_ERROR, excinfo.value)]
     assert session.transport_closed(now=1.0) == []
 
 
@@ -661,9 +640,7 @@ def test_reject_with_data_on_a_custom_namespace() -> None:
     # when
     session.reject_namespace("/admin", "forbidden", {"code": 1})
     # then
-    assert session.outgoing_ws() == [
-        '44/admin,{"message":"forbidden","data":{"code":1}}'
-    ]
+    assert session.outgoing_ws() == ['44/admin,{"message":"forbidden","data":{"code":1}}']
 
 
 def test_accept_without_a_pending_connect_is_a_local_error() -> None:
@@ -805,11 +782,7 @@ def test_binary_event_over_polling_uses_base64_attachments() -> None:
     # when
     events = session.receive_polling_post(text + "\x1ebAQIDBA==", now=1.0)
     # then
-    assert events == [
-        SioEventReceived(
-            "/", "upload", [b"\x01\x02\x03\x04"], None, len(text) - len("451-") + 4
-        )
-    ]
+    assert events == [SioEventReceived("/", "upload", [b"\x01\x02\x03\x04"], None, len(text) - len("451-") + 4)]
 
 
 def test_binary_ack_from_the_client_is_reassembled() -> None:
@@ -841,9 +814,7 @@ def test_emit_with_bytes_over_polling_base64_encodes_attachments() -> None:
     session.emit("file", b"\x01\x02\x03\x04")
     # then
     assert session.take_polling_payload() == (
-        f'451-["file",{PLACEHOLDER_0}]\x1e'
-        + "b"
-        + base64.b64encode(b"\x01\x02\x03\x04").decode()
+        f'451-["file",{PLACEHOLDER_0}]\x1e' + "b" + base64.b64encode(b"\x01\x02\x03\x04").decode()
     )
 
 
@@ -909,9 +880,7 @@ def test_bare_engineio_session_delivers_and_sends_raw_messages() -> None:
 
 def test_bare_engineio_session_echoes_a_mixed_polling_payload() -> None:
     # given
-    bare = EngineSession(
-        "eio-2", CONFIG, now=0.0, transport=Transport.POLLING, socketio=False
-    )
+    bare = EngineSession("eio-2", CONFIG, now=0.0, transport=Transport.POLLING, socketio=False)
     bare.take_polling_payload()
     # when
     events = bare.receive_polling_post("4hello\x1ebAQIDBA==", now=1.0)
@@ -943,9 +912,7 @@ def test_socketio_calls_on_a_bare_session_are_local_errors() -> None:
         ("closing to closed", SessionState.CLOSING, SessionState.CLOSED),
     ],
 )
-def test_legal_transition_returns_the_new_state(
-    _case: str, current: SessionState, new: SessionState
-) -> None:
+def test_legal_transition_returns_the_new_state(_case: str, current: SessionState, new: SessionState) -> None:
     # given / when / then
     assert transition(current, new) is new
 
@@ -960,9 +927,7 @@ def test_legal_transition_returns_the_new_state(
         ("closing to open", SessionState.CLOSING, SessionState.OPEN),
     ],
 )
-def test_illegal_transition_raises_local_protocol_error(
-    _case: str, current: SessionState, new: SessionState
-) -> None:
+def test_illegal_transition_raises_local_protocol_error(_case: str, current: SessionState, new: SessionState) -> None:
     # given / when / then
     with pytest.raises(LocalProtocolError):
         transition(current, new)
