@@ -1,5 +1,5 @@
 """The README's promises, run as written against a real daphne: the REST curl walk-through and
-the two-peer example (`examples/two-peers.mjs`, node socket.io-client), SPEC sections 2-3."""
+the two-peer example (`examples/two-peers.mjs`, node socket.io-client), each block alone as in a new shell."""
 
 from __future__ import annotations
 
@@ -45,10 +45,11 @@ def test_readme_curl_walkthrough_works_as_written(live_servers: Callable[..., li
     # then: each curl answered as the README says, ending with the 204 of DELETE
     assert result.returncode == 0, result.stderr
     decoder, rest, values = json.JSONDecoder(), result.stdout, []
-    for _ in range(5):  # curl prints bodies back to back, without newlines
+    for _ in range(5):  # one body per line (curl -w '\n')
         value, end = decoder.raw_decode(rest)
         values.append(value)
-        rest = rest[end:]
+        assert rest[end] == "\n"
+        rest = rest[end + 1 :]
     created, page, detail, join, stats = values
     deleted = rest.strip()
     assert created["name"] == "My Voice Room" and created["createdBy"] == "agent-fawzi"
@@ -92,3 +93,21 @@ def test_two_peer_example_negotiates_a_call_as_written(live_servers: Callable[..
         "alice got an answer from agent-bob answer",
         "alice has all candidates of agent-bob",
     }
+
+
+def test_readme_two_peer_block_runs_as_written_in_a_new_shell(live_servers: Callable[..., list[LiveServer]]) -> None:
+    # given: the README's two-peer block, alone (its own token and room), pointed at a live server
+    (server,) = live_servers()
+    script = readme_block("A complete two-peer exchange", "bash")
+    assert "npm ci" not in script
+    script = script.replace("http://localhost:8080", server.url)
+    script = script.replace("DEV_MODE=1 .venv/bin/python", f"JWT_SECRET={server.secret} .venv/bin/python")
+    assert "$(cat .dev-jwt-secret)" in script
+    script = script.replace("$(cat .dev-jwt-secret)", server.secret)
+    # when
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=TIMEOUT_S
+    )
+    # then
+    assert result.returncode == 0, result.stderr
+    assert "alice has all candidates of agent-bob" in result.stdout.splitlines()
