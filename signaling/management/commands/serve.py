@@ -25,15 +25,21 @@ BANNER_LINKS = (
 )
 
 
-def banner(host: str, port: int, server: str, *, dev_mode: bool) -> str:
-    """The lines printed before serving: where the server is and what to open."""
+def banner(host: str, port: int, server: str, *, dev_mode: bool, python: str = ".venv/bin/python") -> str:
+    """The lines printed before serving: where the server is, what to open, how to add a user."""
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     base = f"http://{shown}:{port}"
     lines = [f"serving on http://{host}:{port} with {server}"]
-    manage = ("DEV_MODE=1 " if dev_mode else "") + ".venv/bin/python manage.py"
+    manage = ("DEV_MODE=1 " if dev_mode else "") + f"{python} manage.py"
     lines += [f"  {base}{link:<10} {text.format(manage=manage)}" for link, text in BANNER_LINKS]
     lines.append(f"  a token: {manage} mint_token AGENT_ID")
     return "\n".join(lines) + "\n"
+
+
+def _python_command() -> str:
+    """How a user runs this interpreter: its path relative to the project, else ``python``."""
+    relative = os.path.relpath(sys.executable, settings.BASE_DIR)
+    return "python" if relative.startswith("..") else relative
 
 
 class Command(BaseCommand):
@@ -65,6 +71,6 @@ class Command(BaseCommand):
                 "--proxy-headers",
                 APPLICATION,
             ]
-        self.stdout.write(banner(cfg.host, cfg.port, server, dev_mode=cfg.dev_mode))
+        self.stdout.write(banner(cfg.host, cfg.port, server, dev_mode=cfg.dev_mode, python=_python_command()))
         self.stdout.flush()
         os.execv(exe, argv)

@@ -53,3 +53,8 @@ def test_banner_lists_demo_docs_admin_and_how_to_run_manage_py() -> None:
     assert any(line.startswith("  http://127.0.0.1:8080/api/docs") for line in lines)
     assert "DEV_MODE=1 .venv/bin/python manage.py createsuperuser" in text
     assert "DEV_MODE=1" not in banner("0.0.0.0", 9000, "uvicorn", dev_mode=False)
+
+
+def test_banner_names_the_interpreter_it_is_given() -> None:
+    text = banner("0.0.0.0", 8080, "daphne", dev_mode=False, python="python")
+    assert "  http://127.0.0.1:8080/admin/    admin (add a user: python manage.py createsuperuser)" in text
