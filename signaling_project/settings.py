@@ -128,7 +128,7 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = SIGNALING.dev_mode or not STATIC_MANIFEST.exists()
 WHITENOISE_AUTOREFRESH = SIGNALING.dev_mode
 # Before the first collectstatic there is no STATIC_ROOT: the finders serve, nothing is wrong.
-warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
+warnings.filterwarnings("ignore", message=f"No directory at: {STATIC_ROOT}", category=UserWarning)
 # The demo page (/demo/) loads the official socket.io client that npm installs from
 # package.json: /static/socket.io-client/socket.io.min.js, never a CDN or a copy.
 STATICFILES_DIRS = [("socket.io-client", BASE_DIR / "node_modules" / "socket.io-client" / "dist")]
