@@ -58,3 +58,10 @@ def test_banner_lists_demo_docs_admin_and_how_to_run_manage_py() -> None:
 def test_banner_names_the_interpreter_it_is_given() -> None:
     text = banner("0.0.0.0", 8080, "daphne", dev_mode=False, python="python")
     assert "  http://127.0.0.1:8080/admin/    admin (add a user: python manage.py createsuperuser)" in text
+
+
+def test_openapi_description_points_to_a_document_in_the_repository(api_client: APIClient) -> None:
+    response = api_client.get("/api/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert response.status_code == 200
+    assert b"SPEC" not in response.content
+    assert b"docs/protocol.md" in response.content
