@@ -3,6 +3,9 @@ ConfigError naming the variable; the generated development secret passes."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,3 +47,17 @@ def test_short_development_secret_file_is_replaced(tmp_path: Path) -> None:
     config = load_config({"DEV_MODE": "1"}, data_dir=tmp_path)
     assert len(config.jwt_secret.encode()) >= MIN_SECRET_BYTES
     assert (tmp_path / ".dev-jwt-secret").read_text().strip() == config.jwt_secret
+
+
+def test_manage_py_with_the_placeholder_exits_with_one_line_and_no_traceback() -> None:
+    # given: exactly what copying .env.example unedited gives
+    env = {"PATH": os.environ.get("PATH", ""), "JWT_SECRET": EXAMPLE_SECRET}
+    # when
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    # then
+    assert result.returncode != 0
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("configuration error: JWT_SECRET is the placeholder from .env.example")
+    assert "Traceback" not in result.stdout + result.stderr
