@@ -14,9 +14,7 @@ import os
 import django
 
 # 64+ bytes: PyJWT warns about HMAC keys shorter than the hash (tests sign HS512 too).
-os.environ.setdefault(
-    "JWT_SECRET", "test-secret-for-the-suite-" + "0123456789abcdef" * 4
-)
+os.environ.setdefault("JWT_SECRET", "test-secret-for-the-suite-" + "0123456789abcdef" * 4)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "signaling_project.settings")
 
 # Fixture modules import models at import time: set Django up before pytest loads them.

@@ -112,7 +112,7 @@ class RoomCreateSerializer(serializers.Serializer):
 
 
 class RoomSerializer(serializers.ModelSerializer):
-    """The room representation of SPEC section 2 (read-only).
+    """The room representation of the REST API (read-only).
 
     Context:
         participant_counts: ``{room_id: live count}``; absent rooms count 0.

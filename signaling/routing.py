@@ -11,7 +11,6 @@ from typing import Any
 
 from channels.routing import ProtocolTypeRouter, URLRouter
 from django.conf import settings
-from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.urls import re_path
 
 from signaling.consumers.polling import EnginePollingConsumer
@@ -69,7 +68,7 @@ def build_application(django_application: Any) -> Any:
     polling = EnginePollingConsumer.as_asgi(
         app=app, session_config=config, cors_origins=settings.SIGNALING.cors_origins
     )
-    http = URLRouter([re_path(SOCKET_IO_PATH, polling), re_path(r"", ASGIStaticFilesHandler(django_application))])
+    http = URLRouter([re_path(SOCKET_IO_PATH, polling), re_path(r"", django_application)])
     # Any other websocket path is refused (HTTP 403), not left to the router to raise on.
     websockets = URLRouter([re_path(SOCKET_IO_PATH, websocket), re_path(r"", refuse_websocket)])
     return StartHub(ProtocolTypeRouter({"http": http, "websocket": websockets}))

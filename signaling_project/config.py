@@ -26,7 +26,11 @@ LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("text", "json")
 # Where DEV_MODE keeps its generated secret so that tokens survive a restart.
 DEV_SECRET_FILENAME = ".dev-jwt-secret"
-MIN_SECRET_LENGTH = 16
+# A JWT_SECRET must be at least this many bytes (UTF-8): HS256 keys shorter than the hash
+# are guessable offline from one token. The generated development secret is 43 bytes.
+MIN_SECRET_BYTES = 32
+# The placeholder that `.env.example` ships: copying the file unedited must not start a server.
+EXAMPLE_SECRET = "change-me-to-a-long-random-secret"
 
 
 class ConfigError(Exception):
@@ -114,7 +118,8 @@ def load_config(environ: Mapping[str, str], *, data_dir: Path | None = None) -> 
         data_dir: where DEV_MODE keeps its generated secret; no file is written when None.
 
     Raises:
-        ConfigError: a value is malformed, or ``JWT_SECRET`` is missing outside DEV_MODE.
+        ConfigError: a value is malformed, or ``JWT_SECRET`` is missing outside DEV_MODE, shorter
+            than ``MIN_SECRET_BYTES`` or the `.env.example` placeholder.
     """
     env = environ
     dev_mode = _bool(env, "DEV_MODE", False)
@@ -131,6 +136,7 @@ def load_config(environ: Mapping[str, str], *, data_dir: Path | None = None) -> 
                 "DEV_MODE=1 generates one for local development)"
             )
         secret, generated = _dev_secret(data_dir), True
+    _check_secret_strength(secret)
 
     port = _int(env, "PORT", 8080, minimum=1, unit="")
     if port > 65535:
@@ -203,6 +209,18 @@ def _log_format(env: Mapping[str, str]) -> str:
     return raw
 
 
+def _check_secret_strength(secret: str) -> None:
+    """Refuse the `.env.example` placeholder and secrets shorter than ``MIN_SECRET_BYTES``."""
+    if secret.strip() == EXAMPLE_SECRET:
+        raise ConfigError(
+            "JWT_SECRET is the placeholder from .env.example; set a random one, e.g. "
+            "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    size = len(secret.encode())
+    if size < MIN_SECRET_BYTES:
+        raise ConfigError(f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes, got {size}")
+
+
 def _prefix(env: Mapping[str, str]) -> str:
     raw = env.get("REDIS_PREFIX", "sig").strip() or "sig"
     if not raw.replace("_", "").replace("-", "").isalnum() or len(raw) > 40:
@@ -219,7 +237,7 @@ def _dev_secret(data_dir: Path | None) -> str:
         existing = path.read_text().strip()
     except FileNotFoundError:
         existing = ""
-    if len(existing) >= MIN_SECRET_LENGTH:
+    if len(existing.encode()) >= MIN_SECRET_BYTES:
         return existing
     secret = secrets.token_urlsafe(32)
     path.write_text(secret + "\n")

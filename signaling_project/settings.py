@@ -6,6 +6,7 @@ Never reads os.environ directly: everything comes from `load_config(read_environ
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -40,6 +41,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (admin, API docs, demo assets) before anything else touches the request.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -115,6 +118,22 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# WhiteNoise serves /static/: hashed, compressed files after `collectstatic`, else the app
+# finders' files under plain names (signaling_project.storage). Development mode always
+# serves the source tree, re-read on each request, whatever an earlier collectstatic left.
+STATIC_MANIFEST = STATIC_ROOT / "staticfiles.json"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if SIGNALING.dev_mode
+        else "signaling_project.storage.StaticStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = SIGNALING.dev_mode or not STATIC_MANIFEST.exists()
+WHITENOISE_AUTOREFRESH = SIGNALING.dev_mode
+# Before the first collectstatic there is no STATIC_ROOT: the finders serve, nothing is wrong.
+warnings.filterwarnings("ignore", message=f"No directory at: {STATIC_ROOT}", category=UserWarning)
 # The demo page (/demo/) loads the official socket.io client that npm installs from
 # package.json: /static/socket.io-client/socket.io.min.js, never a CDN or a copy.
 STATICFILES_DIRS = [("socket.io-client", BASE_DIR / "node_modules" / "socket.io-client" / "dist")]
@@ -141,7 +160,7 @@ REST_FRAMEWORK = {
 }
 
 SIMPLE_JWT = {
-    # Agent-link tokens (SPEC section 1): HS256, `agentId`, `iat`, `exp` only.
+    # Agent-link tokens (docs/protocol.md): HS256, `agentId`, `iat`, `exp` only.
     "ALGORITHM": "HS256",
     "SIGNING_KEY": SIGNALING.jwt_secret,
     "VERIFYING_KEY": None,
@@ -155,7 +174,7 @@ SIMPLE_JWT = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "WebRTC signaling server",
-    "DESCRIPTION": "REST control plane for voice/video rooms (see SPEC section 2).",
+    "DESCRIPTION": "REST control plane for voice/video rooms; the wire contract is docs/protocol.md.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -119,7 +119,7 @@ def test_readyz_answers_503_when_database_does_not_answer(
 # --- JSON errors outside DRF -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("_case", ["/api/nope", "/api/rooms/", "/api/rooms/r_x/join/", "/api", "/nowhere"])
+@pytest.mark.parametrize("_case", ["/api/nope", "/api/nope/", "/api/rooms/r_x/nope/", "/api", "/nowhere"])
 def test_unknown_path_answers_json_404(api_client: APIClient, _case: str) -> None:
     response = api_client.get(_case)
     assert response.status_code == 404

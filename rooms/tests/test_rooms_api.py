@@ -486,13 +486,12 @@ def test_unknown_room_detail_answers_404_room_not_found(api_client: APIClient, _
     )
 
 
-def test_room_path_with_trailing_slash_is_json_404(api_client: APIClient, make_room: Callable[..., Room]) -> None:
+def test_room_path_with_trailing_slash_redirects_to_the_room(
+    api_client: APIClient, make_room: Callable[..., Room]
+) -> None:
     room = make_room()
     response = api_client.get(f"/api/rooms/{room.id}/")
-    assert (response.status_code, response.json()) == (
-        404,
-        {"detail": "Not found.", "code": "not_found"},
-    )
+    assert (response.status_code, response["Location"]) == (301, f"/api/rooms/{room.id}")
 
 
 # --- DELETE /api/rooms/{id} ------------------------------------------------------------

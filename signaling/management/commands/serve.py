@@ -1,6 +1,7 @@
 """`python manage.py serve`: run the ASGI server on HOST:PORT from the configuration.
 
-daphne by default (`--server uvicorn` for uvicorn); the ASGI module warns in DEV_MODE.
+daphne by default (`--server uvicorn` for uvicorn); prints a banner of what to open first.
+The ASGI module warns in DEV_MODE.
 """
 
 from __future__ import annotations
@@ -17,6 +18,32 @@ APPLICATION = "signaling_project.asgi:application"
 # socket.io's perMessageDeflate default is off (and daphne has none): every small signaling
 # frame compressed costs CPU for nothing. uvicorn enables it unless told otherwise.
 UVICORN_WS_OPTIONS = ("--ws-per-message-deflate", "false")
+
+# What the banner lists, after the base URL: (path, what it is); {manage} is how to run
+# manage.py in this mode.
+BANNER_LINKS = (
+    ("/demo/", "browser demo (open it in two windows for a call)"),
+    ("/api/docs", "REST API docs"),
+    ("/admin/", "admin (add a user: {manage} createsuperuser)"),
+    ("/healthz", "health check"),
+)
+
+
+def banner(host: str, port: int, server: str, *, dev_mode: bool, python: str = ".venv/bin/python") -> str:
+    """The lines printed before serving: where the server is, what to open, how to add a user."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    base = f"http://{shown}:{port}"
+    lines = [f"serving on http://{host}:{port} with {server}"]
+    manage = ("DEV_MODE=1 " if dev_mode else "") + f"{python} manage.py"
+    lines += [f"  {base}{link:<10} {text.format(manage=manage)}" for link, text in BANNER_LINKS]
+    lines.append(f"  a token: {manage} mint_token AGENT_ID")
+    return "\n".join(lines) + "\n"
+
+
+def _python_command() -> str:
+    """How a user runs this interpreter: its path relative to the project, else ``python``."""
+    relative = os.path.relpath(sys.executable, settings.BASE_DIR)
+    return "python" if relative.startswith("..") else relative
 
 
 class Command(BaseCommand):
@@ -49,6 +76,6 @@ class Command(BaseCommand):
                 *UVICORN_WS_OPTIONS,
                 APPLICATION,
             ]
-        self.stdout.write(f"serving on http://{cfg.host}:{cfg.port} with {server}\n")
+        self.stdout.write(banner(cfg.host, cfg.port, server, dev_mode=cfg.dev_mode, python=_python_command()))
         self.stdout.flush()
         os.execv(exe, argv)

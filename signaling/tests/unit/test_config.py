@@ -212,7 +212,9 @@ def test_missing_jwt_secret_is_an_error(_case: str, environ: dict[str, str]) -> 
 
 def test_env_file_is_read_and_the_environment_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # given a .env file and a process environment that overrides one of its values
-    (tmp_path / ".env").write_text("JWT_SECRET=secret-from-dotenv-file\nPORT=9000\nMAX_PARTICIPANTS=4\n")
+    (tmp_path / ".env").write_text(
+        "JWT_SECRET=secret-from-dotenv-file-0123456789abcdef\nPORT=9000\nMAX_PARTICIPANTS=4\n"
+    )
     monkeypatch.delenv("JWT_SECRET", raising=False)
     monkeypatch.delenv("MAX_PARTICIPANTS", raising=False)
     monkeypatch.setenv("PORT", "9100")
@@ -220,7 +222,7 @@ def test_env_file_is_read_and_the_environment_wins(tmp_path: Path, monkeypatch: 
     config = load_config(read_environment(tmp_path))
     # then
     assert (config.jwt_secret, config.port, config.max_participants) == (
-        "secret-from-dotenv-file",
+        "secret-from-dotenv-file-0123456789abcdef",
         9100,
         4,
     )
