@@ -188,7 +188,7 @@ def room_representation(
 
 
 class IceServerSerializer(serializers.Serializer):
-    """One ``RTCIceServer`` (SPEC section 8; documentation only)."""
+    """One ``RTCIceServer`` (README, "TURN / ICE servers"; documentation only)."""
 
     urls = serializers.ListField(child=serializers.CharField(), help_text="stun:, turn: or turns: URIs.")
     username = serializers.CharField(
