@@ -97,6 +97,7 @@ class Sweeper:
         """Make presence and the room views agree with this instance's live sockets."""
         instance = self._instance
         presence = instance.presence
+        await instance.delivery.join_instances_group()
         await presence.sync_connections(
             instance.instance_id,
             {client_id: conn.state.agent_id for client_id, conn in instance.sockets.items() if conn.state is not None},
