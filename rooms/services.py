@@ -40,6 +40,7 @@ def create_room(
     allow_recording: bool = False,
     max_duration_min: int | None = None,
     max_participants: int | None = None,
+    duplicate_identity: str = "allow",
 ) -> Room:
     """Create an open room; nobody has joined it, so it expires ``ROOM_TIMEOUT`` after creation.
 
@@ -51,6 +52,7 @@ def create_room(
         allow_recording: stored for clients; the server does not record.
         max_duration_min: minutes after the first join at which the room closes; None: no limit.
         max_participants: per-room cap; None: ``MAX_PARTICIPANTS``.
+        duplicate_identity: ``allow``, ``reject`` or ``replace`` (SPEC section 9).
     """
     now = timezone.now()
     return Room.objects.create(
@@ -63,6 +65,7 @@ def create_room(
         max_participants=max_participants or settings.SIGNALING.max_participants,
         created_at=now,
         expires_at=empty_room_deadline(now),
+        duplicate_identity=duplicate_identity,
     )
 
 
