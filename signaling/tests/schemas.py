@@ -23,6 +23,7 @@ ROOM: Schema = {
         "allowRecording": bool,
         "maxDuration": (int, NONE),
         "maxParticipants": int,
+        "duplicateIdentity": str,
     },
     "createdBy": str,
     "createdAt": str,
