@@ -134,7 +134,7 @@ def update_room(
         return room
 
 
-def ban_agent(room_id: str, agent_id: str, *, seconds: int, reason: str = "") -> RoomBan:
+def ban_agent(room_id: str, agent_id: str, seconds: int, reason: str = "") -> RoomBan:
     """Keep ``agent_id`` out of the room for ``seconds`` (replacing an earlier ban of it)."""
     until = timezone.now() + timedelta(seconds=seconds)
     ban, _ = RoomBan.objects.update_or_create(

@@ -120,7 +120,7 @@ async def kick(
         return False
     is_banned = ban_seconds is not None
     if ban_seconds is not None:
-        ban = await run_db(room_services.ban_agent, room_id, target.agent_id, seconds=ban_seconds, reason=reason or "")
+        ban = await run_db(room_services.ban_agent, room_id, target.agent_id, ban_seconds, reason or "")
         outcome = await instance.presence.ban(room_id, target.agent_id, int(ban.until.timestamp() * 1000))
         removed, remaining, version = outcome.removed, outcome.remaining, outcome.version
     else:
