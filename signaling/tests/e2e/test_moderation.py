@@ -34,6 +34,7 @@ pytestmark = [pytest.mark.e2e]
 needs_cluster = pytest.mark.skipif(not cluster_backends_available(), reason=CLUSTER_SKIP_REASON)
 CREATOR = "agent-creator"
 RACERS = 10
+JOIN_SPREAD_S = 0.03  # between two racers' joins: some land before the ban, some after
 WAIT_S = 10.0
 
 
@@ -54,6 +55,7 @@ def cluster(live_servers_module: Any) -> tuple[LiveServer, LiveServer]:
         "REDIS_URL": REDIS_URL,
         "REDIS_PREFIX": "e2e" + uuid.uuid4().hex[:16],
         "DATABASE_URL": POSTGRES_URL,
+        "MAX_PARTICIPANTS": str(RACERS * 2),
     }
     first, second = live_servers_module(count=2, env=env)
     return first, second
@@ -363,10 +365,15 @@ async def test_a_ban_and_concurrent_joins_of_the_agent_never_both_win(
     room_id = room["id"]
     target = await member(a, "agent-x", room_id)
     racers = [await member(cluster[i % 2], "agent-x") for i in range(RACERS)]
-    # when: every racer joins while the kick-with-ban goes through B
+    # when: the racers join one after another (spread over the kick's time) while the
+    # kick-with-ban goes through B; which ones come before the ban is up to the machine
+    async def join_after(racer: SioClient, delay_s: float) -> Any:
+        await asyncio.sleep(delay_s)
+        return await racer.call("join_room", {"roomId": room_id}, timeout=WAIT_S)
+
     results = await asyncio.gather(
         kick(b, room_id, target, {"banSeconds": 300}),
-        *(racer.call("join_room", {"roomId": room_id}, timeout=WAIT_S) for racer in racers),
+        *(join_after(racer, i * JOIN_SPREAD_S) for i, racer in enumerate(racers)),
     )
     # then: no socket of agent-x is left; every racer that was admitted was kicked
     assert results[0] == (204, None)
