@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import redis.asyncio
 
 from rooms.tests.fixtures import ANY_ISO_UTC, ANY_TEXT
 from signaling.tests.fixtures import (
@@ -365,6 +366,7 @@ async def test_a_ban_and_concurrent_joins_of_the_agent_never_both_win(
     room_id = room["id"]
     target = await member(a, "agent-x", room_id)
     racers = [await member(cluster[i % 2], "agent-x") for i in range(RACERS)]
+
     # when: the racers join one after another (spread over the kick's time) while the
     # kick-with-ban goes through B; which ones come before the ban is up to the machine
     async def join_after(racer: SioClient, delay_s: float) -> Any:
@@ -420,3 +422,29 @@ async def test_many_replacing_joins_at_once_leave_exactly_one_socket_of_the_agen
     for racer in racers:
         if racer is not winner:
             assert await racer.call("offer", {"sdp": "v=0"}) == refusal("not_in_room")
+
+
+@needs_cluster
+async def test_a_ban_holds_after_redis_lost_the_rooms_bans(cluster: tuple[LiveServer, LiveServer], member: Any) -> None:
+    # given: a ban, then Redis loses the room's ban keys (as after a restart without persistence)
+    a, b = cluster
+    room = await a.acreate_room(token=a.mint(CREATOR))
+    room_id = room["id"]
+    bob = await member(b, "agent-bob", room_id)
+    assert await kick(a, room_id, bob, {"banSeconds": 300}) == (204, None)
+    await bob.next("kicked")
+    prefix = a.env["REDIS_PREFIX"]
+    client = redis.asyncio.Redis.from_url(REDIS_URL)
+    try:
+        deleted = await client.delete(f"{prefix}:bans:{room_id}", f"{prefix}:bansloaded:{room_id}")
+    finally:
+        await client.aclose()
+    assert deleted == 2
+    # when
+    replies = [
+        await bob.call("join_room", {"roomId": room_id}),
+        await (await member(a, "agent-bob")).call("join_room", {"roomId": room_id}),
+    ]
+    # then: presence reloaded the ban from PostgreSQL
+    assert replies == [refusal("forbidden"), refusal("forbidden")]
+    assert await present(a, room_id) == []
