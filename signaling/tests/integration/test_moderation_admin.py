@@ -165,3 +165,33 @@ async def test_moderation_needs_a_staff_login(signaling: Harness, open_room: Any
     # then
     assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
     assert await alice.receive_nothing() and await bob.receive_nothing()
+
+
+async def test_saving_the_room_in_the_admin_tells_its_members_room_updated(
+    signaling: Harness, open_room: Any, admin_client: Client
+) -> None:
+    # given
+    room = await open_room()
+    alice, bob = await two_in_room(signaling, room.id)
+    form = {
+        "name": "Renamed in the admin",
+        "type": "voice",
+        "max_participants": "10",
+        "max_duration_min": "",
+        "duplicate_identity": "reject",
+        "mute_on_entry": "on",
+    }
+    # when
+    response = await post(admin_client, change_page(room.id), form)
+    # then
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else response
+    for client in (alice, bob):
+        name, payload = await client.event()
+        assert name == "room_updated"
+        assert payload["room"]["name"] == "Renamed in the admin"
+        assert payload["room"]["settings"]["duplicateIdentity"] == "reject"
+        assert payload["room"]["settings"]["muteOnEntry"] is True
+        assert payload["room"]["participantCount"] == 2
+    second_alice = await signaling.connect("agent-alice")
+    refused = await second_alice.call("join_room", {"roomId": room.id})
+    assert refused["error"]["code"] == "forbidden"  # the policy cache was dropped: reject applies
