@@ -23,6 +23,7 @@ from rooms.tests.fixtures import ANY_ISO_UTC, ANY_TEXT, room_json
 
 pytestmark = pytest.mark.django_db
 
+
 class AnyErrors:
     """Equal to a ``{field: [messages]}`` dict naming exactly ``fields``."""
 

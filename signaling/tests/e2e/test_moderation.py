@@ -270,10 +270,9 @@ async def test_kick_through_one_instance_of_a_socket_on_the_other(
     alice = await member(a, "agent-alice", room_id)
     carol = await member(b, "agent-carol", room_id)
     bob = await member(b, "agent-bob", room_id)
-    for client in (alice, carol):
-        await client.next("user_joined")
-        if client is alice:
-            await client.next("user_joined")
+    await alice.next("user_joined")  # carol
+    await alice.next("user_joined")  # bob
+    await carol.next("user_joined")  # bob
     # when: the REST call reaches A, bob's socket is on B
     answer = await kick(a, room_id, bob, {"banSeconds": 300})
     # then: the answer came after bob was out on B
