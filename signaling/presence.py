@@ -10,7 +10,7 @@ end, epoch ms) are checked inside the join script, a ban removes every socket of
 in the same operation that records it, and the ``duplicateIdentity`` policy (``reject``,
 ``replace``) is decided in the join script: a ban and a concurrent join, or two replacing
 joins, cannot both win. The database holds the durable copy of the bans: a join into a room
-whose bans presence has not loaded (a new room, a Redis restart, a lifted ban) answers
+whose bans presence has not loaded (a new room here, a Redis restart) answers
 ``BANS_UNKNOWN`` and the service loads them (:meth:`PresenceStore.load_bans`) first.
 
 Never imports Django models or the channel layer; the service layer is its only writer.
@@ -244,9 +244,8 @@ class MemoryPresence:
         return BanOutcome(removed, len(room), self._bump(room_id))
 
     async def lift_ban(self, room_id: str, agent_id: str) -> None:
-        """Drop a ban; the room's bans are re-read from the database on the next join."""
+        """Drop a ban (its row is gone already)."""
         self._bans.get(room_id, {}).pop(agent_id, None)
-        self._bans_loaded.discard(room_id)
 
     async def set_muted(self, room_id: str, client_id: str, is_muted: bool) -> Participant | None:
         """Change a member's muted flag; None when it is not in the room."""
@@ -575,11 +574,8 @@ class RedisPresence:
         return BanOutcome([Participant.loads(raw) for raw in reply[0]], int(reply[1]), int(reply[2]))
 
     async def lift_ban(self, room_id: str, agent_id: str) -> None:
-        """Drop a ban; the room's bans are re-read from the database on the next join."""
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hdel(self._bans(room_id), agent_id)
-            pipe.delete(self._bans_loaded(room_id))
-            await pipe.execute()
+        """Drop a ban (its row is gone already)."""
+        await self._redis.hdel(self._bans(room_id), agent_id)
 
     async def set_muted(self, room_id: str, client_id: str, is_muted: bool) -> Participant | None:
         """Change a member's muted flag; None when it is not in the room."""

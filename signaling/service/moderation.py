@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 
 # How long a kick waits for the instance holding the socket to confirm it is out.
 EVICT_REPLY_TIMEOUT_S = 5.0
-# A join retries this often when a ban is lifted (presence forgets the room's bans) meanwhile.
+# A join loads the room's bans at most this often (presence may lose them again meanwhile).
 BAN_LOAD_ATTEMPTS = 3
 DEFAULT_KICK_REASON = "kicked"
 
@@ -144,7 +144,7 @@ async def kick(
 
 
 async def ban_lifted(instance: Instance, room_id: str, agent_id: str) -> None:
-    """The ban's row is gone: presence forgets it (the room's bans are reloaded on the next join)."""
+    """The ban's row is gone: presence forgets it."""
     await instance.presence.lift_ban(room_id, agent_id)
 
 
