@@ -1,7 +1,11 @@
-"""Django admin for rooms: browse, search, and close rooms (which tells their sockets).
+"""Django admin for rooms: browse, search, close rooms, and moderate them (SPEC section 9).
 
 Closing goes through ``rooms.services.close_room_row``; ``room_closed`` is broadcast from
 ``transaction.on_commit`` via ``signaling.service.api`` (``rooms.views.announce_closed_on_commit``).
+The change page lists the room's live participants (presence, cluster-wide) with kick,
+kick-and-ban and mute actions, and its bans with a lift action
+(:mod:`rooms.admin_moderation`); the list shows live counts. Those actions make the same
+``signaling.service.moderation_api`` calls as REST.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from rooms import services
+from rooms.admin_moderation import ModerationAdminMixin
 from rooms.enums import CloseReason
 from rooms.models import Room
 from rooms.views import announce_closed_on_commit
@@ -35,7 +40,7 @@ class ClosedFilter(admin.SimpleListFilter):
 
 
 @admin.register(Room)
-class RoomAdmin(admin.ModelAdmin):
+class RoomAdmin(ModerationAdminMixin, admin.ModelAdmin):
     """Rooms, newest first; lifecycle fields are read-only (they change through services)."""
 
     list_display = (
@@ -46,6 +51,7 @@ class RoomAdmin(admin.ModelAdmin):
         "created_at",
         "closed_at",
         "close_reason",
+        "live_participants",
     )
     list_filter = ("type", ClosedFilter)
     search_fields = ("name", "id", "created_by")

@@ -21,3 +21,11 @@ class CloseReason(StrEnum):
     DELETED = "deleted"
     MAX_DURATION = "max_duration"
     EXPIRED = "expired"
+
+
+class DuplicateIdentity(StrEnum):
+    """What a join by an agentId already in the room does (``settings.duplicateIdentity``, SPEC section 9)."""
+
+    ALLOW = "allow"
+    REJECT = "reject"
+    REPLACE = "replace"

@@ -12,7 +12,7 @@ import secrets
 from django.db import models
 from django.utils import timezone
 
-from rooms.enums import CloseReason, RoomType
+from rooms.enums import CloseReason, DuplicateIdentity, RoomType
 
 ROOM_ID_PREFIX = "r_"
 # 16 random bytes = 128 bits: unguessable; token_urlsafe gives 22 URL-safe characters.
@@ -21,6 +21,9 @@ ROOM_NAME_MAX_LENGTH = 100
 AGENT_ID_MAX_LENGTH = 128
 # SPEC section 2: settings.maxDuration is 1-1440 minutes (one day) or null.
 MAX_DURATION_MIN_LIMIT = 1440
+# SPEC section 9: kick reasons are at most 200 characters; a ban lasts at most 30 days.
+BAN_REASON_MAX_LENGTH = 200
+MAX_BAN_SECONDS = 2_592_000
 
 
 def new_room_id() -> str:
@@ -82,6 +85,13 @@ class Room(models.Model):
         default="",
         choices=[(r.value, r.value) for r in CloseReason],
     )
+    duplicate_identity = models.CharField(
+        max_length=8,
+        default=DuplicateIdentity.ALLOW.value,
+        db_default=DuplicateIdentity.ALLOW.value,
+        choices=[(d.value, d.value) for d in DuplicateIdentity],
+        help_text="What a second socket of an agent already in the room does (SPEC section 9).",
+    )
 
     objects = RoomQuerySet.as_manager()
 
@@ -95,3 +105,30 @@ class Room(models.Model):
     def is_closed(self) -> bool:
         """True once the room has closed (for any reason)."""
         return self.closed_at is not None
+
+
+class RoomBanQuerySet(models.QuerySet["RoomBan"]):
+    """Queries over bans."""
+
+    def active(self, now: object = None) -> RoomBanQuerySet:
+        """Bans that have not ended."""
+        return self.filter(until__gt=now or timezone.now())
+
+
+class RoomBan(models.Model):
+    """An agent kept out of a room until ``until`` (the durable copy; presence holds the live one)."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="bans")
+    agent_id = models.CharField(max_length=AGENT_ID_MAX_LENGTH)
+    until = models.DateTimeField(db_index=True)
+    reason = models.CharField(max_length=BAN_REASON_MAX_LENGTH, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = RoomBanQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("until", "agent_id")
+        constraints = [models.UniqueConstraint(fields=("room", "agent_id"), name="rooms_roomban_room_agent")]
+
+    def __str__(self) -> str:
+        return f"{self.agent_id} banned from {self.room_id} until {self.until.isoformat()}"

@@ -21,7 +21,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from rooms.enums import CloseReason
-from rooms.models import Room
+from rooms.models import Room, RoomBan
 from rooms.services import effective_max_participants, empty_room_deadline
 
 
@@ -35,6 +35,7 @@ class RoomPolicy:
     max_duration_min: int | None
     is_closed: bool
     close_reason: str
+    duplicate_identity: str = "allow"
 
 
 def policy_of(room: Room) -> RoomPolicy:
@@ -46,7 +47,16 @@ def policy_of(room: Room) -> RoomPolicy:
         max_duration_min=room.max_duration_min,
         is_closed=room.is_closed,
         close_reason=room.close_reason,
+        duplicate_identity=room.duplicate_identity,
     )
+
+
+def active_bans_ms(room_id: str) -> dict[str, int]:
+    """The room's bans that have not ended: agent id -> end (epoch ms), for presence."""
+    return {
+        agent_id: int(until.timestamp() * 1000)
+        for agent_id, until in RoomBan.objects.active().filter(room_id=room_id).values_list("agent_id", "until")
+    }
 
 
 def load_room(room_id: str) -> Room | None:

@@ -46,4 +46,4 @@ class IsCreatorOrStaff(BasePermission):
         user = request.user
         if is_staff(user) or (isinstance(user, AgentPrincipal) and user.agent_id == obj.created_by):
             return True
-        raise Forbidden("Only the room's creator or staff may close it.")
+        raise Forbidden("Only the room's creator or staff may do this.")

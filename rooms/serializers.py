@@ -18,8 +18,15 @@ from typing import Any, ClassVar
 from django.conf import settings as django_settings
 from rest_framework import serializers
 
-from rooms.enums import RoomType
-from rooms.models import MAX_DURATION_MIN_LIMIT, ROOM_NAME_MAX_LENGTH, Room
+from rooms.enums import DuplicateIdentity, RoomType
+from rooms.models import (
+    BAN_REASON_MAX_LENGTH,
+    MAX_BAN_SECONDS,
+    MAX_DURATION_MIN_LIMIT,
+    ROOM_NAME_MAX_LENGTH,
+    Room,
+    RoomBan,
+)
 
 
 def iso_utc(value: datetime) -> str:
@@ -80,6 +87,9 @@ class RoomSettingsSerializer(serializers.Serializer):
         max_value=MAX_DURATION_MIN_LIMIT,
     )
     maxParticipants = StrictIntegerField(required=False, min_value=1)
+    duplicateIdentity = StrictChoiceField(
+        choices=[d.value for d in DuplicateIdentity], required=False, default=DuplicateIdentity.ALLOW.value
+    )
 
     def get_fields(self) -> dict[str, serializers.Field]:
         """Bound ``maxParticipants`` by the current ``MAX_PARTICIPANTS``."""
@@ -138,12 +148,13 @@ class RoomSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_settings(self, room: Room) -> dict[str, Any]:
-        """``{muteOnEntry, allowRecording, maxDuration, maxParticipants}``."""
+        """``{muteOnEntry, allowRecording, maxDuration, maxParticipants, duplicateIdentity}``."""
         return {
             "muteOnEntry": room.mute_on_entry,
             "allowRecording": room.allow_recording,
             "maxDuration": room.max_duration_min,
             "maxParticipants": room.max_participants,
+            "duplicateIdentity": room.duplicate_identity,
         }
 
     def get_createdAt(self, room: Room) -> str:
@@ -213,3 +224,66 @@ class IceServersSerializer(serializers.Serializer):
 
     iceServers = IceServerSerializer(many=True, help_text="RTCConfiguration.iceServers for this agent.")
     ttl = serializers.IntegerField(help_text="TURN_TTL: seconds the TURN credentials stay valid.")
+
+
+class RoomSettingsUpdateSerializer(RoomSettingsSerializer):
+    """A partial ``settings`` object of ``PATCH /api/rooms/{id}``: the create rules, no defaults."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        """The create fields, each optional and without a default."""
+        fields = super().get_fields()
+        for field in fields.values():
+            field.default = serializers.empty
+            field.required = False
+        return fields
+
+
+class RoomUpdateSerializer(serializers.Serializer):
+    """``PATCH /api/rooms/{id}`` body: ``name`` and/or a partial ``settings`` (docs/protocol.md, moderation)."""
+
+    name = StrictCharField(max_length=ROOM_NAME_MAX_LENGTH, trim_whitespace=True, allow_blank=False, required=False)
+    settings = RoomSettingsUpdateSerializer(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """At least one change."""
+        if "name" not in attrs and not attrs.get("settings"):
+            raise serializers.ValidationError("Give name and/or settings to change.", code="empty")
+        return attrs
+
+
+class KickSerializer(serializers.Serializer):
+    """``POST .../participants/{clientId}/kick`` body (docs/protocol.md, moderation)."""
+
+    reason = StrictCharField(max_length=BAN_REASON_MAX_LENGTH, required=False, allow_blank=True, trim_whitespace=False)
+    banSeconds = StrictIntegerField(required=False, min_value=1, max_value=MAX_BAN_SECONDS)
+
+
+class MuteSerializer(serializers.Serializer):
+    """``PATCH .../participants/{clientId}`` body (docs/protocol.md, moderation)."""
+
+    muted = StrictBooleanField()
+
+
+class ParticipantSerializer(serializers.Serializer):
+    """A live participant (documentation only): ``{clientId, agentId, joinedAt, muted}``."""
+
+    clientId = serializers.CharField()
+    agentId = serializers.CharField()
+    joinedAt = serializers.CharField()
+    muted = serializers.BooleanField()
+
+
+class BanSerializer(serializers.ModelSerializer):
+    """A ban: ``{agentId, until, reason}``."""
+
+    agentId = serializers.CharField(source="agent_id")
+    until = serializers.SerializerMethodField()
+
+    class Meta:
+        model = RoomBan
+        fields = ("agentId", "until", "reason")
+        read_only_fields = fields
+
+    def get_until(self, ban: RoomBan) -> str:
+        """When the ban ends, ISO 8601 UTC."""
+        return iso_utc(ban.until)

@@ -11,13 +11,14 @@ The signaling service adds first-join / empty / expiry functions here.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from rooms.enums import CloseReason, RoomType
-from rooms.models import Room
+from rooms.models import Room, RoomBan
 
 
 def effective_max_participants(room: Room) -> int:
@@ -39,6 +40,7 @@ def create_room(
     allow_recording: bool = False,
     max_duration_min: int | None = None,
     max_participants: int | None = None,
+    duplicate_identity: str = "allow",
 ) -> Room:
     """Create an open room; nobody has joined it, so it expires ``ROOM_TIMEOUT`` after creation.
 
@@ -50,6 +52,7 @@ def create_room(
         allow_recording: stored for clients; the server does not record.
         max_duration_min: minutes after the first join at which the room closes; None: no limit.
         max_participants: per-room cap; None: ``MAX_PARTICIPANTS``.
+        duplicate_identity: ``allow``, ``reject`` or ``replace`` (SPEC section 9).
     """
     now = timezone.now()
     return Room.objects.create(
@@ -62,6 +65,7 @@ def create_room(
         max_participants=max_participants or settings.SIGNALING.max_participants,
         created_at=now,
         expires_at=empty_room_deadline(now),
+        duplicate_identity=duplicate_identity,
     )
 
 
@@ -91,3 +95,66 @@ def close_room_row(room_id: str, reason: CloseReason | str) -> Room | None:
                 raise Room.DoesNotExist(f"no room {room_id!r}")
             return None
         return Room.objects.get(pk=room_id)
+
+
+# REST/admin setting keys -> Room fields (SPEC section 2 names; section 9 adds duplicateIdentity).
+SETTING_FIELDS = {
+    "muteOnEntry": "mute_on_entry",
+    "allowRecording": "allow_recording",
+    "maxDuration": "max_duration_min",
+    "maxParticipants": "max_participants",
+    "duplicateIdentity": "duplicate_identity",
+}
+
+
+def update_room(
+    room_id: str, *, name: str | None = None, settings_changes: dict[str, Any] | None = None
+) -> Room | None:
+    """Change an open room's name and/or settings (already validated), in one transaction.
+
+    Returns:
+        The updated room; None when the room is closed (nothing changed).
+
+    Raises:
+        Room.DoesNotExist: no room has that id.
+    """
+    with transaction.atomic():
+        room = Room.objects.select_for_update().get(pk=room_id)
+        if room.is_closed:
+            return None
+        fields = []
+        if name is not None:
+            room.name = name
+            fields.append("name")
+        for key, value in (settings_changes or {}).items():
+            setattr(room, SETTING_FIELDS[key], value)
+            fields.append(SETTING_FIELDS[key])
+        if fields:
+            room.save(update_fields=fields)
+        return room
+
+
+def ban_agent(room_id: str, agent_id: str, seconds: int, reason: str = "") -> RoomBan:
+    """Keep ``agent_id`` out of the room for ``seconds`` (replacing an earlier ban of it)."""
+    until = timezone.now() + timedelta(seconds=seconds)
+    ban, _ = RoomBan.objects.update_or_create(
+        room_id=room_id, agent_id=agent_id, defaults={"until": until, "reason": reason}
+    )
+    return ban
+
+
+def lift_ban(room_id: str, agent_id: str) -> bool:
+    """Lift a ban that has not ended; False when there is none."""
+    deleted, _ = RoomBan.objects.active().filter(room_id=room_id, agent_id=agent_id).delete()
+    RoomBan.objects.filter(room_id=room_id, agent_id=agent_id, until__lte=timezone.now()).delete()
+    return bool(deleted)
+
+
+def active_bans(room_id: str) -> list[RoomBan]:
+    """The room's bans that have not ended, soonest end first."""
+    return list(RoomBan.objects.active().filter(room_id=room_id).order_by("until", "agent_id"))
+
+
+def is_banned(room_id: str, agent_id: str) -> bool:
+    """True while a ban keeps ``agent_id`` out of the room."""
+    return RoomBan.objects.active().filter(room_id=room_id, agent_id=agent_id).exists()

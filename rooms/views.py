@@ -32,7 +32,7 @@ from rooms import services
 from rooms.apps import PROCESS_STARTED_MONOTONIC
 from rooms.authentication import AgentTokenAuthentication
 from rooms.enums import CloseReason, RoomType
-from rooms.errors import NotReady, RoomClosed, RoomFull, RoomNotFound
+from rooms.errors import Forbidden, NotReady, RoomClosed, RoomFull, RoomNotFound
 from rooms.ice import ice_servers_for, ice_ttl_s
 from rooms.models import Room
 from rooms.permissions import IsAgent, IsCreatorOrStaff
@@ -41,9 +41,11 @@ from rooms.serializers import (
     JoinTokenSerializer,
     RoomCreateSerializer,
     RoomSerializer,
+    RoomUpdateSerializer,
 )
 from rooms.tokens import mint_join_token
 from signaling.service import api as live
+from signaling.service import moderation_api as live_moderation
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +82,7 @@ class RoomViewSet(viewsets.GenericViewSet):
         """Creating and joining need an agent token; closing needs the creator or staff."""
         if self.action in ("create", "join"):
             return [IsAgent()]
-        if self.action == "destroy":
+        if self.action in ("destroy", "partial_update"):
             return [IsCreatorOrStaff()]
         return [AllowAny()]
 
@@ -116,6 +118,7 @@ class RoomViewSet(viewsets.GenericViewSet):
             allow_recording=room_settings["allowRecording"],
             max_duration_min=room_settings["maxDuration"],
             max_participants=room_settings["maxParticipants"],
+            duplicate_identity=room_settings["duplicateIdentity"],
         )
         live.remember_room(room)
         logger.info("room %s created by %s", room.id, room.created_by)
@@ -180,10 +183,33 @@ class RoomViewSet(viewsets.GenericViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
+        request=RoomUpdateSerializer,
+        responses={200: RoomSerializer, **{code: ERROR_RESPONSE for code in (400, 401, 403, 404, 410)}},
+        summary="Change a room's name and/or settings (creator or staff)",
+    )
+    def partial_update(self, request: Request, pk: str) -> Response:
+        """Update the row; every member gets `room_updated`; a lower cap keeps those present."""
+        room = self.get_room()
+        if room.is_closed:
+            raise RoomClosed()
+        body = RoomUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        with transaction.atomic():
+            updated = services.update_room(room.id, name=data.get("name"), settings_changes=data.get("settings"))
+            if updated is None:
+                raise RoomClosed()
+            transaction.on_commit(lambda: live_moderation.room_updated(room.id))
+        logger.info("room %s updated by %s: %s", room.id, request.user, sorted(data))
+        count = live.participant_count(room.id)
+        return Response(RoomSerializer(updated, context={"participant_counts": {room.id: count}}).data)
+
+    @extend_schema(
         request=None,
         responses={
             200: JoinTokenSerializer,
             401: ERROR_RESPONSE,
+            403: ERROR_RESPONSE,
             404: ERROR_RESPONSE,
             409: ERROR_RESPONSE,
             410: ERROR_RESPONSE,
@@ -199,6 +225,8 @@ class RoomViewSet(viewsets.GenericViewSet):
         room = self.get_room()
         if room.is_closed:
             raise RoomClosed()
+        if services.is_banned(room.id, request.user.agent_id):
+            raise Forbidden("This agent is banned from the room.")
         if live.participant_count(room.id) >= services.effective_max_participants(room):
             raise RoomFull()
         agent_id = request.user.agent_id

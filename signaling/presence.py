@@ -5,6 +5,14 @@ Owns the cluster-wide truth about live participants. Two stores share one async 
 instance shares it). Every mutation is one atomic operation: the join cap is checked and the
 member added in one Lua script, so the cap holds when many instances join at the same instant.
 
+Moderation (SPEC section 9) lives here too, for the same reason: a room's bans (agent id ->
+end, epoch ms) are checked inside the join script, a ban removes every socket of that agent
+in the same operation that records it, and the ``duplicateIdentity`` policy (``reject``,
+``replace``) is decided in the join script: a ban and a concurrent join, or two replacing
+joins, cannot both win. The database holds the durable copy of the bans: a join into a room
+whose bans presence has not loaded (a new room here, a Redis restart) answers
+``BANS_UNKNOWN`` and the service loads them (:meth:`PresenceStore.load_bans`) first.
+
 Never imports Django models or the channel layer; the service layer is its only writer.
 Instance ids are channel-layer channel names: the instance's inbox.
 """
@@ -12,7 +20,7 @@ Instance ids are channel-layer channel names: the instance's inbox.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import Any, Protocol
 
@@ -61,15 +69,35 @@ class JoinStatus(IntEnum):
     JOINED = 1
     ALREADY = 2
     CLOSED = 3
+    BANNED = 4
+    DUPLICATE = 5
+    BANS_UNKNOWN = 6
+
+
+# ``duplicate`` argument of :meth:`PresenceStore.join` (the room's ``duplicateIdentity``).
+DUPLICATE_ALLOW = "allow"
+DUPLICATE_REJECT = "reject"
+DUPLICATE_REPLACE = "replace"
 
 
 @dataclass(frozen=True, slots=True)
 class JoinOutcome:
     """What :meth:`PresenceStore.join` saw: status, every member after the join, and the
-    room's membership version after it (0 when nothing changed)."""
+    room's membership version after it (0 when nothing changed); ``replaced``: the sockets
+    of the same agent that this join took the seat of (``duplicateIdentity: replace``)."""
 
     status: JoinStatus
     members: list[Participant]
+    version: int = 0
+    replaced: list[Participant] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class BanOutcome:
+    """A ban recorded: the sockets of that agent it removed, how many remain, the version."""
+
+    removed: list[Participant]
+    remaining: int
     version: int = 0
 
 
@@ -104,7 +132,17 @@ class PresenceStore(Protocol):
     async def add_connection(self, instance_id: str, client_id: str, agent_id: str) -> None: ...
     async def remove_connection(self, instance_id: str, client_id: str) -> None: ...
     async def sync_connections(self, instance_id: str, connections: dict[str, str]) -> None: ...
-    async def join(self, room_id: str, participant: Participant, cap: int) -> JoinOutcome: ...
+    async def join(
+        self, room_id: str, participant: Participant, cap: int, *, duplicate: str = ..., now_ms: int = ...
+    ) -> JoinOutcome:
+        """Join atomically: closed room, bans (when ``now_ms`` > 0; 0: a member re-asserted by
+        reconciliation, admitted already), ``duplicate`` policy, cap."""
+        ...
+
+    async def load_bans(self, room_id: str, bans: dict[str, int]) -> None: ...
+    async def ban(self, room_id: str, agent_id: str, until_ms: int) -> BanOutcome: ...
+    async def lift_ban(self, room_id: str, agent_id: str) -> None: ...
+    async def set_muted(self, room_id: str, client_id: str, is_muted: bool) -> Participant | None: ...
     async def leave(self, room_id: str, client_id: str) -> LeaveOutcome | None: ...
     async def members(self, room_id: str) -> list[Participant]: ...
     async def member(self, room_id: str, client_id: str) -> Participant | None: ...
@@ -127,6 +165,8 @@ class MemoryPresence:
         self._connections: dict[str, dict[str, str]] = {}
         self._instances: set[str] = set()
         self._versions: dict[str, int] = {}
+        self._bans: dict[str, dict[str, int]] = {}
+        self._bans_loaded: set[str] = set()
 
     def _bump(self, room_id: str) -> int:
         version = self._versions.get(room_id, 0) + 1
@@ -154,18 +194,67 @@ class MemoryPresence:
         """Make the instance's connection list exactly ``connections`` (client id -> agent id)."""
         self._connections[instance_id] = dict(connections)
 
-    async def join(self, room_id: str, participant: Participant, cap: int) -> JoinOutcome:
+    async def join(
+        self,
+        room_id: str,
+        participant: Participant,
+        cap: int,
+        *,
+        duplicate: str = DUPLICATE_ALLOW,
+        now_ms: int = 0,
+    ) -> JoinOutcome:
         if room_id in self._closed:
             return JoinOutcome(JoinStatus.CLOSED, [])
-        room = self._rooms.setdefault(room_id, {})
+        room = self._rooms.get(room_id, {})
         if participant.client_id in room:
             return JoinOutcome(JoinStatus.ALREADY, list(room.values()))
-        if len(room) >= cap:
-            if not room:
-                del self._rooms[room_id]
+        if now_ms:
+            if room_id not in self._bans_loaded:
+                return JoinOutcome(JoinStatus.BANS_UNKNOWN, [])
+            if self._bans.get(room_id, {}).get(participant.agent_id, 0) > now_ms:
+                return JoinOutcome(JoinStatus.BANNED, [])
+        same = [p for p in room.values() if p.agent_id == participant.agent_id]
+        if same and duplicate == DUPLICATE_REJECT:
+            return JoinOutcome(JoinStatus.DUPLICATE, [])
+        replaced = same if duplicate == DUPLICATE_REPLACE else []
+        if len(room) - len(replaced) >= cap:
             return JoinOutcome(JoinStatus.FULL, list(room.values()))
+        room = self._rooms.setdefault(room_id, room)
+        for old in replaced:
+            del room[old.client_id]
         room[participant.client_id] = participant
-        return JoinOutcome(JoinStatus.JOINED, list(room.values()), self._bump(room_id))
+        return JoinOutcome(JoinStatus.JOINED, list(room.values()), self._bump(room_id), replaced)
+
+    async def load_bans(self, room_id: str, bans: dict[str, int]) -> None:
+        """Put the database's bans of a room into presence (a ban recorded meanwhile wins)."""
+        current = self._bans.setdefault(room_id, {})
+        for agent_id, until_ms in bans.items():
+            current.setdefault(agent_id, until_ms)
+        self._bans_loaded.add(room_id)
+
+    async def ban(self, room_id: str, agent_id: str, until_ms: int) -> BanOutcome:
+        """Record a ban and remove every socket of that agent from the room, atomically."""
+        self._bans.setdefault(room_id, {})[agent_id] = until_ms
+        room = self._rooms.get(room_id, {})
+        removed = [room.pop(p.client_id) for p in list(room.values()) if p.agent_id == agent_id]
+        if not removed:
+            return BanOutcome([], len(room))
+        if not room:
+            self._rooms.pop(room_id, None)
+        return BanOutcome(removed, len(room), self._bump(room_id))
+
+    async def lift_ban(self, room_id: str, agent_id: str) -> None:
+        """Drop a ban (its row is gone already)."""
+        self._bans.get(room_id, {}).pop(agent_id, None)
+
+    async def set_muted(self, room_id: str, client_id: str, is_muted: bool) -> Participant | None:
+        """Change a member's muted flag; None when it is not in the room."""
+        room = self._rooms.get(room_id, {})
+        current = room.get(client_id)
+        if current is None:
+            return None
+        room[client_id] = updated = replace(current, is_muted=is_muted)
+        return updated
 
     async def leave(self, room_id: str, client_id: str) -> LeaveOutcome | None:
         room = self._rooms.get(room_id)
@@ -222,20 +311,79 @@ class MemoryPresence:
         return None
 
 
-# KEYS: room hash, active-rooms set, instance memberships set, closed set, version key.
-# ARGV: client id, participant, cap, room id.
+# KEYS: room hash, active-rooms set, instance memberships set, closed set, version key,
+# bans hash, bans-loaded marker.
+# ARGV: client id, participant, cap, room id, agent id, duplicate policy, now (epoch ms),
+# memberships prefix.
 _JOIN_LUA = """
 if redis.call('SISMEMBER', KEYS[4], ARGV[4]) == 1 then return {3} end
 local existing = redis.call('HGET', KEYS[1], ARGV[1])
 if existing then return {2, redis.call('HVALS', KEYS[1])} end
-if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then
+if tonumber(ARGV[7]) > 0 then
+  if redis.call('EXISTS', KEYS[7]) == 0 then return {6} end
+  local ban = redis.call('HGET', KEYS[6], ARGV[5])
+  if ban and tonumber(ban) > tonumber(ARGV[7]) then return {4} end
+end
+local replaced = {}
+if ARGV[6] ~= 'allow' then
+  for _, raw in ipairs(redis.call('HVALS', KEYS[1])) do
+    local p = cjson.decode(raw)
+    if p[2] == ARGV[5] then
+      if ARGV[6] == 'reject' then return {5} end
+      table.insert(replaced, raw)
+    end
+  end
+end
+if redis.call('HLEN', KEYS[1]) - #replaced >= tonumber(ARGV[3]) then
   return {0, redis.call('HVALS', KEYS[1])}
+end
+for _, raw in ipairs(replaced) do
+  local p = cjson.decode(raw)
+  redis.call('HDEL', KEYS[1], p[1])
+  redis.call('SREM', ARGV[8] .. p[5], ARGV[4] .. ' ' .. p[1])
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[4])
 redis.call('SADD', KEYS[3], ARGV[4] .. ' ' .. ARGV[1])
 local version = redis.call('INCR', KEYS[5])
-return {1, redis.call('HVALS', KEYS[1]), version}
+return {1, redis.call('HVALS', KEYS[1]), version, replaced}
+"""
+
+# KEYS: bans hash, bans-loaded marker. ARGV: agent id, until (epoch ms), ... (pairs).
+_LOAD_BANS_LUA = """
+for i = 1, #ARGV, 2 do redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('SET', KEYS[2], '1')
+return 1
+"""
+
+# KEYS: room hash, active-rooms set, version key, bans hash.
+# ARGV: agent id, until (epoch ms), room id, memberships prefix.
+_BAN_LUA = """
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[2])
+local removed = {}
+for _, raw in ipairs(redis.call('HVALS', KEYS[1])) do
+  local p = cjson.decode(raw)
+  if p[2] == ARGV[1] then
+    redis.call('HDEL', KEYS[1], p[1])
+    redis.call('SREM', ARGV[4] .. p[5], ARGV[3] .. ' ' .. p[1])
+    table.insert(removed, raw)
+  end
+end
+local n = redis.call('HLEN', KEYS[1])
+if #removed == 0 then return {removed, n, 0} end
+if n == 0 then redis.call('SREM', KEYS[2], ARGV[3]) end
+return {removed, n, redis.call('INCR', KEYS[3])}
+"""
+
+# KEYS: room hash. ARGV: client id, muted ("1" or "0").
+_SET_MUTED_LUA = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return false end
+local p = cjson.decode(raw)
+p[4] = ARGV[2] == '1'
+local updated = cjson.encode(p)
+redis.call('HSET', KEYS[1], ARGV[1], updated)
+return updated
 """
 
 # KEYS: room hash, active-rooms set, version key. ARGV: client id, room id, memberships prefix.
@@ -315,12 +463,21 @@ class RedisPresence:
         self._close_if_empty = self._redis.register_script(_MARK_CLOSED_IF_EMPTY_LUA)
         self._sync_connections = self._redis.register_script(_SYNC_CONNECTIONS_LUA)
         self._participants = self._redis.register_script(_PARTICIPANTS_LUA)
+        self._load_bans = self._redis.register_script(_LOAD_BANS_LUA)
+        self._ban = self._redis.register_script(_BAN_LUA)
+        self._set_muted = self._redis.register_script(_SET_MUTED_LUA)
 
     def _room(self, room_id: str) -> str:
         return f"{self._p}:room:{room_id}"
 
     def _version(self, room_id: str) -> str:
         return f"{self._p}:version:{room_id}"
+
+    def _bans(self, room_id: str) -> str:
+        return f"{self._p}:bans:{room_id}"
+
+    def _bans_loaded(self, room_id: str) -> str:
+        return f"{self._p}:bansloaded:{room_id}"
 
     @property
     def _active(self) -> str:
@@ -368,19 +525,62 @@ class RedisPresence:
         args = [item for pair in connections.items() for item in pair]
         await self._sync_connections(keys=[self._conns(instance_id)], args=args)
 
-    async def join(self, room_id: str, participant: Participant, cap: int) -> JoinOutcome:
+    async def join(
+        self,
+        room_id: str,
+        participant: Participant,
+        cap: int,
+        *,
+        duplicate: str = DUPLICATE_ALLOW,
+        now_ms: int = 0,
+    ) -> JoinOutcome:
         keys = [
             self._room(room_id),
             self._active,
             self._memberships(participant.instance_id),
             self._closed,
             self._version(room_id),
+            self._bans(room_id),
+            self._bans_loaded(room_id),
         ]
-        reply = await self._join(keys=keys, args=[participant.client_id, participant.dumps(), cap, room_id])
+        args = [
+            participant.client_id,
+            participant.dumps(),
+            cap,
+            room_id,
+            participant.agent_id,
+            duplicate,
+            now_ms,
+            f"{self._p}:memberships:",
+        ]
+        reply = await self._join(keys=keys, args=args)
         status = JoinStatus(int(reply[0]))
         members = [Participant.loads(raw) for raw in reply[1]] if len(reply) > 1 else []
         version = int(reply[2]) if len(reply) > 2 else 0
-        return JoinOutcome(status, members, version)
+        replaced = [Participant.loads(raw) for raw in reply[3]] if len(reply) > 3 else []
+        return JoinOutcome(status, members, version, replaced)
+
+    async def load_bans(self, room_id: str, bans: dict[str, int]) -> None:
+        """Put the database's bans of a room into presence (a ban recorded meanwhile wins)."""
+        args = [item for pair in bans.items() for item in pair]
+        await self._load_bans(keys=[self._bans(room_id), self._bans_loaded(room_id)], args=args)
+
+    async def ban(self, room_id: str, agent_id: str, until_ms: int) -> BanOutcome:
+        """Record a ban and remove every socket of that agent from the room, atomically."""
+        reply = await self._ban(
+            keys=[self._room(room_id), self._active, self._version(room_id), self._bans(room_id)],
+            args=[agent_id, until_ms, room_id, f"{self._p}:memberships:"],
+        )
+        return BanOutcome([Participant.loads(raw) for raw in reply[0]], int(reply[1]), int(reply[2]))
+
+    async def lift_ban(self, room_id: str, agent_id: str) -> None:
+        """Drop a ban (its row is gone already)."""
+        await self._redis.hdel(self._bans(room_id), agent_id)
+
+    async def set_muted(self, room_id: str, client_id: str, is_muted: bool) -> Participant | None:
+        """Change a member's muted flag; None when it is not in the room."""
+        raw = await self._set_muted(keys=[self._room(room_id)], args=[client_id, "1" if is_muted else "0"])
+        return None if not raw else Participant.loads(raw)
 
     async def leave(self, room_id: str, client_id: str) -> LeaveOutcome | None:
         reply = await self._leave(

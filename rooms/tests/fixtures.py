@@ -214,6 +214,7 @@ def room_json(room: Room, **overrides: Any) -> dict[str, Any]:
             "allowRecording": room.allow_recording,
             "maxDuration": room.max_duration_min,
             "maxParticipants": room.max_participants,
+            "duplicateIdentity": room.duplicate_identity,
         },
         "createdBy": room.created_by,
         "createdAt": iso_utc(room.created_at),

@@ -164,11 +164,15 @@ def test_schema_is_openapi_3_with_every_endpoint(api_client: APIClient) -> None:
         "/api/rooms/{id}",
         "/api/rooms/{id}/join",
         "/api/ice-servers",
+        "/api/rooms/{id}/bans",
+        "/api/rooms/{id}/bans/{agent_id}",
+        "/api/rooms/{id}/participants/{client_id}",
+        "/api/rooms/{id}/participants/{client_id}/kick",
         "/api/stats",
         "/healthz",
         "/readyz",
     }
-    assert set(schema["paths"]["/api/rooms/{id}"]) >= {"get", "delete"}
+    assert set(schema["paths"]["/api/rooms/{id}"]) >= {"get", "delete", "patch"}
     assert schema["components"]["securitySchemes"] == {
         "agentToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
         "cookieAuth": {"type": "apiKey", "in": "cookie", "name": "sessionid"},

@@ -132,6 +132,7 @@ def test_token_minted_by_node_jsonwebtoken_creates_a_room() -> None:
             "allowRecording": False,
             "maxDuration": None,
             "maxParticipants": 10,
+            "duplicateIdentity": "allow",
         },
         "createdBy": "agent-fawzi",
         "createdAt": ANY_ISO_UTC,

@@ -30,6 +30,7 @@ DEFAULT_SETTINGS = {
     "allowRecording": False,
     "maxDuration": None,
     "maxParticipants": 10,
+    "duplicateIdentity": "allow",
 }
 
 
@@ -58,6 +59,7 @@ def test_create_room_with_seed_body_answers_201_with_the_room(
             "allowRecording": False,
             "maxDuration": 60,
             "maxParticipants": 10,
+            "duplicateIdentity": "allow",
         },
         "createdBy": "agent-fawzi",
         "createdAt": ANY_ISO_UTC,
@@ -107,6 +109,7 @@ def test_create_room_accepts_every_setting_and_ignores_unknown_top_level_keys(
             "allowRecording": True,
             "maxDuration": 1440,
             "maxParticipants": 1,
+            "duplicateIdentity": "replace",
         },
         "color": "blue",
         "id": "r_chosen_by_client",
@@ -118,6 +121,7 @@ def test_create_room_accepts_every_setting_and_ignores_unknown_top_level_keys(
         "allowRecording": True,
         "maxDuration": 1440,
         "maxParticipants": 1,
+        "duplicateIdentity": "replace",
     }
     assert response.json()["id"] != "r_chosen_by_client"
     assert response.json()["name"] == "x" * 100
@@ -715,7 +719,6 @@ def test_join_without_token_answers_401(api_client: APIClient, make_room: Callab
     ("_case", "method", "path"),
     [
         ("put_detail", "put", "/api/rooms/{id}"),
-        ("patch_detail", "patch", "/api/rooms/{id}"),
         ("delete_list", "delete", "/api/rooms"),
         ("get_join", "get", "/api/rooms/{id}/join"),
         ("post_stats", "post", "/api/stats"),

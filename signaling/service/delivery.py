@@ -21,6 +21,8 @@ logger = logging.getLogger(__name__)
 
 GROUP_PREFIX = "room."
 INBOX_PREFIX = "signaling.instance."
+# Every instance's inbox is in this group: cluster-wide notices (a room's settings changed).
+INSTANCES_GROUP = "signaling.instances"
 
 
 def room_group(room_id: str) -> str:
@@ -47,7 +49,18 @@ class Delivery:
     async def open_inbox(self) -> str:
         """Create this instance's inbox channel; its name is the instance id."""
         self.inbox = await self.layer.new_channel(INBOX_PREFIX)
+        await self.join_instances_group()
         return self.inbox
+
+    async def join_instances_group(self) -> None:
+        """Be in the all-instances group (idempotent; renewed by reconciliation: groups expire)."""
+        if self.is_clustered:
+            await self.layer.group_add(INSTANCES_GROUP, self.inbox)
+
+    async def to_instances(self, message: dict[str, Any]) -> None:
+        """One message to every other instance of the cluster."""
+        if self.is_clustered:
+            await self.layer.group_send(INSTANCES_GROUP, {**message, "origin": self.inbox})
 
     async def receive(self) -> dict[str, Any]:
         """The next message for this instance."""

@@ -33,6 +33,8 @@ class LeaveReason(StrEnum):
     LEFT = "left"
     DISCONNECTED = "disconnected"
     TIMEOUT = "timeout"
+    KICKED = "kicked"
+    REPLACED = "replaced"
 
 
 class SignalingError(Exception):

@@ -16,6 +16,9 @@ JOINED = "joined"
 USER_JOINED = "user_joined"
 USER_LEFT = "user_left"
 ROOM_CLOSED = "room_closed"
+KICKED = "kicked"
+PARTICIPANT_UPDATED = "participant_updated"
+ROOM_UPDATED = "room_updated"
 ERROR = "error"
 
 RELAY_EVENTS = frozenset({OFFER, ANSWER, CANDIDATE, CANDIDATE_END})

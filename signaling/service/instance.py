@@ -22,7 +22,7 @@ from django.conf import settings
 
 from signaling.log_context import set_instance
 from signaling.presence import MemoryPresence, Participant, PresenceStore, RedisPresence
-from signaling.service import metrics
+from signaling.service import metrics, moderation
 from signaling.service.closing import close_here
 from signaling.service.delivery import Delivery
 from signaling.service.membership import Membership, Notice
@@ -125,6 +125,9 @@ class Instance:
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Deliver one message from another instance to the local sockets it concerns."""
         kind = message.get("type")
+        if kind in moderation.MESSAGE_TYPES:
+            await moderation.dispatch(self, message)
+            return
         if kind == "peer.relay":
             await self.deliver_to_socket(message["to"], message["text"])
             return

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from rooms import occupancy
 from signaling.presence import JoinStatus, LeaveOutcome, Participant
 from signaling.protocol import encode_event
-from signaling.service import events, payloads
+from signaling.service import events, moderation, payloads
 from signaling.service.errors import ErrorCode, LeaveReason, SignalingError
 from signaling.service.membership import Notice, RoomView
 
@@ -130,7 +130,7 @@ async def _join_held(
     view.add_pending(me.client_id, conn)
     read_at = time.monotonic()
     try:
-        outcome = await instance.presence.join(room_id, me, policy.cap)
+        outcome = await moderation.join_presence(instance, room_id, me, policy.cap, policy.duplicate_identity)
     except BaseException:
         view.drop_pending(me.client_id)
         raise
@@ -141,6 +141,8 @@ async def _join_held(
         view.drop_pending(me.client_id)
         instance.policies.forget(room_id)
         raise SignalingError(ErrorCode.ROOM_CLOSED, "the room is closed")
+    if outcome.replaced:  # duplicateIdentity "replace": told before anyone hears of the joiner
+        await moderation.hand_over(instance, view, outcome.replaced)
     if conn.state is not state or view.is_closed:
         # The socket ended (or the room closed) while presence answered: undo, tell nobody.
         view.drop_pending(me.client_id)

@@ -166,3 +166,23 @@ def ok_ack(ack_id: int) -> str:
 def room_closed(room_id: str, reason: str) -> dict[str, Any]:
     """`room_closed` payload."""
     return {"roomId": room_id, "reason": reason}
+
+
+def kicked(room_id: str, reason: str, *, is_banned: bool) -> dict[str, Any]:
+    """`kicked` payload (SPEC section 9)."""
+    return {"roomId": room_id, "reason": reason, "banned": is_banned}
+
+
+def participant_updated(room_id: str, participant: Participant) -> dict[str, Any]:
+    """`participant_updated` payload (SPEC section 9)."""
+    return {
+        "roomId": room_id,
+        "clientId": participant.client_id,
+        "agentId": participant.agent_id,
+        "muted": participant.is_muted,
+    }
+
+
+def room_updated(room_id: str, room: dict[str, Any]) -> dict[str, Any]:
+    """`room_updated` payload (SPEC section 9): `room` is the REST representation."""
+    return {"roomId": room_id, "room": room}

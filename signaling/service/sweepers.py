@@ -130,6 +130,7 @@ class Sweeper:
         instance = self._instance
         presence = instance.presence
         await instance.delivery.repair()
+        await instance.delivery.join_instances_group()
         await presence.sync_connections(
             instance.instance_id,
             {client_id: conn.state.agent_id for client_id, conn in instance.sockets.items() if conn.state is not None},

@@ -23,6 +23,7 @@ ROOM: Schema = {
         "allowRecording": bool,
         "maxDuration": (int, NONE),
         "maxParticipants": int,
+        "duplicateIdentity": str,
     },
     "createdBy": str,
     "createdAt": str,
@@ -49,10 +50,13 @@ SERVER_EVENTS: dict[str, Schema] = {
     "answer": {**RELAY_ORIGIN, "sdp": (str, dict)},
     "candidate": {**RELAY_ORIGIN, "candidate": (str, dict, NONE)},
     "room_closed": {"roomId": str, "reason": str},
+    "kicked": {"roomId": str, "reason": str, "banned": bool},
+    "participant_updated": {"roomId": str, "clientId": str, "agentId": str, "muted": bool},
+    "room_updated": {"roomId": str, "room": ROOM},
     "error": {"code": str, "message": str, "event": str},
 }
 ENUMS: dict[tuple[str, str], frozenset[str]] = {
-    ("user_left", "reason"): frozenset({"left", "disconnected", "timeout"}),
+    ("user_left", "reason"): frozenset({"left", "disconnected", "timeout", "kicked", "replaced"}),
     ("room_closed", "reason"): frozenset({"deleted", "max_duration", "expired"}),
     ("error", "code"): frozenset(
         {

@@ -63,6 +63,7 @@ def test_readme_curl_walkthrough_works_as_written(live_servers: Callable[..., li
         "allowRecording": False,
         "maxDuration": 60,
         "maxParticipants": 10,
+        "duplicateIdentity": "allow",
     }
     assert page["count"] == 1 and page["results"][0]["id"] == created["id"]
     assert detail["id"] == created["id"] and detail["participants"] == []
