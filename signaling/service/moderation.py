@@ -138,7 +138,7 @@ async def kick(
         finally:
             await participation.release(instance, view)
     if removed and remaining == 0:
-        await participation.room_emptied(room_id, version)
+        await participation.room_emptied(instance, room_id, version)
     logger.info("room %s: %d socket(s) of %s kicked (banned: %s)", room_id, len(removed), target.agent_id, is_banned)
     return True
 
