@@ -202,7 +202,9 @@ def main() -> None:
     p_run.add_argument("--connections", type=int, default=0, help="connect scenario size (5000; quick 1000)")
     p_run.add_argument("--hold-s", type=float, default=20.0, help="idle hold with pings flowing")
     p_run.add_argument("--heartbeat-ms", type=int, default=5000, help="HEARTBEAT_INTERVAL for the connect scenario")
-    p_run.add_argument("--profile", action="store_true", help="py-spy record each server (raw stacks in results/)")
+    p_run.add_argument(
+        "--profile", action="store_true", help="py-spy record each server (raw stacks in results/); node: --cpu-prof"
+    )
     p_run.add_argument(
         "--nice",
         type=int,
@@ -230,6 +232,8 @@ def main() -> None:
         ensure_node_packages()
     raise_fd_limit()
     servers.DB_DIR = args.db_dir
+    if args.profile:  # Node profiles itself: V8 .cpuprofile files (python -m bench.stacks reads them)
+        servers.NODE_FLAGS = ["--cpu-prof", f"--cpu-prof-dir={RESULTS / 'node-profiles'}"]
     if args.nice:
         prioritise(args.nice)
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > LOAD_CORE:

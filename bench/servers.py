@@ -129,6 +129,7 @@ class Cluster:
 
 
 DB_DIR: str | None = None  # set by the CLI (--db-dir): where the temporary SQLite file lives
+NODE_FLAGS: list[str] = []  # set by the CLI (--profile): node's --cpu-prof flags
 
 
 def _preexec() -> None:
@@ -138,7 +139,7 @@ def _preexec() -> None:
 def _argv(kind: str, port: int) -> list[str]:
     pin = ["taskset", "-c", str(SERVER_CORE)] if shutil.which("taskset") else []
     if kind == BASELINE:
-        return [*pin, "node", str(NODE_DIR / "server.js")]
+        return [*pin, "node", *NODE_FLAGS, str(NODE_DIR / "server.js")]
     if kind in ("daphne", "uvicorn"):
         return [*pin, PYTHON, str(ROOT / "manage.py"), "serve", "--server", kind]
     ws = kind.removeprefix("uvicorn-")

@@ -18,6 +18,7 @@
 
 "use strict";
 
+const crypto = require("node:crypto");
 const http = require("node:http");
 const jwt = require("jsonwebtoken");
 const { Server } = require("socket.io");
@@ -29,6 +30,9 @@ const intEnv = (name, fallback) => (env[name] ? Number.parseInt(env[name], 10) :
 const PORT = intEnv("PORT", 3000);
 const HOST = env.HOST || "127.0.0.1";
 const SECRET = env.JWT_SECRET;
+// A KeyObject, made once: given a string, jsonwebtoken 9 first tries it as a PEM public key
+// (createPublicKey throws and builds an Error with its stack) on every verify.
+const KEY = SECRET ? crypto.createSecretKey(Buffer.from(SECRET, "utf8")) : null;
 const MAX_PARTICIPANTS = intEnv("MAX_PARTICIPANTS", 50);
 const RELAYS = new Set(["offer", "answer", "candidate", "candidate-end"]);
 const KNOWN = new Set(["join_room", "leave_room", ...RELAYS]);
@@ -38,7 +42,7 @@ function verify(token) {
   if (typeof token !== "string" || token === "") return { error: "missing_token" };
   let claims;
   try {
-    claims = jwt.verify(token, SECRET, { algorithms: ["HS256"] });
+    claims = jwt.verify(token, KEY, { algorithms: ["HS256"] });
   } catch (err) {
     return { error: err.name === "TokenExpiredError" ? "token_expired" : "invalid_token" };
   }
@@ -218,10 +222,12 @@ async function main() {
     io.adapter(createAdapter(redis, sub, { key: `${env.REDIS_PREFIX || "bench"}:sio` }));
   }
   signaling(io, directory, Boolean(redis));
-  process.on("SIGTERM", () => {
+  const stop = () => {
     io.close();
-    process.exit(0);
-  });
+    process.exit(0); // after io.close(): exits even with sockets still open (--cpu-prof writes its file)
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
   httpServer.listen(PORT, HOST, () => console.log(`socket.io baseline on http://${HOST}:${PORT}`));
 }
 
