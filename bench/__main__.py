@@ -2,7 +2,9 @@
 
 Starts each server configuration (fresh SQLite, migrated, pinned to core 0), drives it from
 this process (pinned to core 1, uvloop, raw WebSocket frames), stops it, and writes
-``bench/results/<timestamp>.json`` plus a Markdown summary and a latency plot.
+``bench/results/<timestamp>.json`` plus a Markdown summary and a latency plot. The ``node``
+server kind (socket.io 4 on Node, ``bench/node/``) is the baseline: the summary gives every
+figure of the project as a ratio to Node's from the same run.
 ``python -m bench report FILE.json [FILE.json ...]`` re-renders the summary/plot.
 """
 
@@ -25,7 +27,17 @@ from pathlib import Path
 from typing import Any
 
 from bench import report, scenarios, servers
-from bench.servers import LOAD_CORE, SERVER_CORE, SERVER_KINDS, raise_fd_limit, start_cluster, stop_cluster
+from bench.servers import (
+    BASELINE,
+    LOAD_CORE,
+    SERVER_CORE,
+    SERVER_KINDS,
+    ensure_node_packages,
+    node_versions,
+    raise_fd_limit,
+    start_cluster,
+    stop_cluster,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ALL_SCENARIOS = ("connect", "relay", "fanout", "joinstorm", "cross")
@@ -50,13 +62,14 @@ def machine_info() -> dict[str, Any]:
         "load_core": LOAD_CORE,
         "taskset": bool(shutil.which("taskset")),
         "fd_limit": raise_fd_limit(),
+        "loadavg_at_start": Path("/proc/loadavg").read_text().split()[:3],
     }
 
 
 def start_profiler(cluster: Any, stem: str, wanted: bool) -> subprocess.Popen[bytes] | None:
     """py-spy record of the first server for the whole scenario (collapsed stacks)."""
     spy = Path(sys.executable).parent / "py-spy"
-    if not wanted or not spy.exists():
+    if not wanted or not spy.exists() or cluster.kind == BASELINE:
         return None
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"profile-{stem}.txt"
@@ -137,6 +150,8 @@ async def run(args: argparse.Namespace) -> Path:
         "db_dir": args.db_dir or "(temp dir)",
         "configs": {},
     }
+    if BASELINE in args.servers.split(","):
+        results["machine"]["baseline"] = node_versions()
     for kind in args.servers.split(","):
         for layer in args.layers.split(","):
             results["configs"][f"{kind}/{layer}"] = await run_config(kind, layer, wanted, args.quick, args)
@@ -180,12 +195,16 @@ def main() -> None:
     p_run = sub.add_parser("run", help="start servers, run scenarios, write results")
     p_run.add_argument("--quick", action="store_true", help="smaller and shorter (a smoke run)")
     p_run.add_argument("--scenarios", default=",".join(ALL_SCENARIOS), help=f"comma list of {ALL_SCENARIOS}")
-    p_run.add_argument("--servers", default="daphne,uvicorn", help=f"comma list of {SERVER_KINDS}")
+    p_run.add_argument(
+        "--servers", default="daphne,uvicorn,node", help=f"comma list of {SERVER_KINDS} (node: the baseline)"
+    )
     p_run.add_argument("--layers", default="memory,redis", help="comma list of memory,redis")
     p_run.add_argument("--connections", type=int, default=0, help="connect scenario size (5000; quick 1000)")
     p_run.add_argument("--hold-s", type=float, default=20.0, help="idle hold with pings flowing")
     p_run.add_argument("--heartbeat-ms", type=int, default=5000, help="HEARTBEAT_INTERVAL for the connect scenario")
-    p_run.add_argument("--profile", action="store_true", help="py-spy record each server (raw stacks in results/)")
+    p_run.add_argument(
+        "--profile", action="store_true", help="py-spy record each server (raw stacks in results/); node: --cpu-prof"
+    )
     p_run.add_argument(
         "--nice",
         type=int,
@@ -209,8 +228,12 @@ def main() -> None:
     bad = [k for k in args.servers.split(",") if k not in SERVER_KINDS]
     if bad:
         parser.error(f"unknown server kind(s) {bad}")
+    if BASELINE in args.servers.split(","):
+        ensure_node_packages()
     raise_fd_limit()
     servers.DB_DIR = args.db_dir
+    if args.profile:  # Node profiles itself: V8 .cpuprofile files (python -m bench.stacks reads them)
+        servers.NODE_FLAGS = ["--cpu-prof", f"--cpu-prof-dir={RESULTS / 'node-profiles'}"]
     if args.nice:
         prioritise(args.nice)
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > LOAD_CORE:

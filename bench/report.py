@@ -1,18 +1,24 @@
-"""Markdown summary and latency plot of a benchmark results file."""
+"""Markdown summary and latency plot of a benchmark results file.
+
+Every figure of the project is also given as a ratio to the socket.io-on-Node baseline
+(server kind ``node``) measured in the same run, on the same layer (``daphne/redis`` against
+``node/redis``; ``node/memory`` when the run has no Node on that layer): the machine's speed
+drifts, ratios from one run are what compare.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-TARGETS = {
-    "relay_max_ok_per_s": 10000,
-    "relay_p99_ms_at_2000": 5.0,
-    "fanout_deliveries_per_s": 45000,
-    "connects_per_s": 1300,
-    "rss_per_conn_kb": 13.0,
-    "cross_max_ok_per_s": 2500,
+BASELINE = "node"
+# Ratio targets of issues #12 and #9 (project / Node, same run).
+RATIO_TARGETS = {
+    "daphne": {"relay": 0.45, "fanout": 0.45, "connects": 0.6, "cross": 0.5},
+    "uvicorn": {"relay": 0.75, "fanout": 0.75},
 }
+# Fixed offered rates at which server CPU per message is compared (every server passes them).
+CPU_RATES = {"relay": 4000, "fanout": 2000, "cross": 1000}
 
 
 def _get(results: dict[str, Any], config: str, scenario: str) -> dict[str, Any] | None:
@@ -38,6 +44,12 @@ def headline(results: dict[str, Any], config: str) -> dict[str, Any]:
     cross = _get(results, config, "cross") or {}
     best = next((s for s in relay.get("steps", []) if s["offered_per_s"] == relay.get("max_ok_per_s")), {})
     return {
+        "relay_top_passed": relay.get("ladder_top_passed", False),
+        "fanout_top_passed": fanout.get("ladder_top_passed", False),
+        "cross_top_passed": cross.get("ladder_top_passed", False),
+        "relay_cpu_us": cpu_us_per_msg(relay, CPU_RATES["relay"]),
+        "fanout_cpu_us": cpu_us_per_msg(fanout, CPU_RATES["fanout"]),
+        "cross_cpu_us": cpu_us_per_msg(cross, CPU_RATES["cross"]),
         "relay_max_ok_per_s": relay.get("max_ok_per_s"),
         "relay_p99_at_max_ms": best.get("p99_ms"),
         "relay_p99_ms_at_2000": relay.get("p99_ms_at_2000"),
@@ -53,15 +65,109 @@ def headline(results: dict[str, Any], config: str) -> dict[str, Any]:
     }
 
 
-def markdown(results: dict[str, Any], plot_name: str | None) -> str:
+def cpu_us_per_msg(data: dict[str, Any], rate: int) -> float | None:
+    """Server CPU (all instances) per sent message at the step offering ``rate``/s, in µs."""
+    step = next((s for s in data.get("steps", []) if s["offered_per_s"] == rate), None)
+    if not step or not step["achieved_per_s"]:
+        return None
+    return round(step["server_cpu_pct"] / 100 * 1e6 / step["achieved_per_s"], 1)
+
+
+def baseline_of(results: dict[str, Any], config: str) -> str | None:
+    """The Node configuration ``config`` is compared with (same layer first), or None."""
+    kind, _, layer = config.partition("/")
+    if kind == BASELINE:
+        return None
+    for candidate in (f"{BASELINE}/{layer}", f"{BASELINE}/memory", f"{BASELINE}/redis"):
+        if candidate in results["configs"]:
+            return candidate
+    return None
+
+
+def _ratio(value: Any, base: Any, capped: bool = False) -> str:
+    """``value`` with its ratio to ``base``; ``<=`` when Node passed the top of the ladder."""
+    if value is None:
+        return "-"
+    if not base:
+        return _fmt(value)
+    return f"{_fmt(value)} ({'<=' if capped else ''}{value / base:.2f})"
+
+
+def ratio_table(results: dict[str, Any]) -> list[str]:
+    """Project figures beside Node's from the same run, with their ratios (project / Node)."""
+    configs = list(results["configs"])
+    if not any(c.partition("/")[0] == BASELINE for c in configs):
+        return []
+    lines = [
+        "## Same-run ratios to socket.io on Node",
+        "",
+        "Each cell: absolute figure (project / Node). Higher is better except for CPU µs and RSS. "
+        f"CPU µs per message at fixed offered rates: relay {CPU_RATES['relay']:,}/s, fan-out "
+        f"{CPU_RATES['fanout']:,} sends/s, cross {CPU_RATES['cross']:,}/s (both instances). "
+        "`<=`: Node passed the top of the rate ladder, so the ratio is an upper bound.",
+        "",
+        "| configuration | vs | relay max ok /s | relay CPU µs/msg | fan-out deliveries/s | fan-out CPU µs/send "
+        "| connects+joins/s | RSS kB/idle conn | cross-instance relays/s | cross CPU µs/msg |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for config in configs:
+        h = headline(results, config)
+        base_config = baseline_of(results, config)
+        b = headline(results, base_config) if base_config else {}
+        lines.append(
+            f"| {config} | {base_config or 'baseline'} "
+            f"| {_ratio(h['relay_max_ok_per_s'], b.get('relay_max_ok_per_s'), b.get('relay_top_passed', False))} "
+            f"| {_ratio(h['relay_cpu_us'], b.get('relay_cpu_us'))} "
+            f"| {_ratio(h['fanout_deliveries_per_s'], b.get('fanout_deliveries_per_s'), b.get('fanout_top_passed', False))} "  # noqa: E501
+            f"| {_ratio(h['fanout_cpu_us'], b.get('fanout_cpu_us'))} "
+            f"| {_ratio(h['connects_per_s'], b.get('connects_per_s'))} "
+            f"| {_ratio(h['rss_per_conn_kb'], b.get('rss_per_conn_kb'))} "
+            f"| {_ratio(h['cross_max_ok_per_s'], b.get('cross_max_ok_per_s'), b.get('cross_top_passed', False))} "
+            f"| {_ratio(h['cross_cpu_us'], b.get('cross_cpu_us'))} |"
+        )
+    wanted = ", ".join(
+        f"{kind} " + " / ".join(f"{name} >= {target}" for name, target in targets.items())
+        for kind, targets in RATIO_TARGETS.items()
+    )
+    lines += ["", f"Ratio targets (issues #12, #9): {wanted}.", ""]
+    return lines
+
+
+def machine_line(results: dict[str, Any]) -> list[str]:
     machine = results["machine"]
+    node = machine.get("baseline")
+    lines = [
+        f"Machine: {machine['nproc']} CPUs, {machine['cpu_model']}, {machine['mem_total_gb']} GB RAM; "
+        f"Python {machine['python']}; kernel {machine['kernel']}. Server pinned to core "
+        f"{machine['server_core']}, load generator to core {machine['load_core']}. "
+        f"Load average at start: {' '.join(machine.get('loadavg_at_start', ['?']))} (the machine is shared).",
+    ]
+    if node:
+        lines.append(
+            f"Baseline: Node {node['node']}, socket.io {node['socket.io']} (engine.io {node['engine.io']}, "
+            f"ws {node['ws']}), @socket.io/redis-adapter {node['@socket.io/redis-adapter']}, "
+            f"redis {node['redis']} (`bench/node/`)."
+        )
+    loads = [
+        f"{config} {name} {data['loadavg_before']:.1f}"
+        for config, scenarios in results["configs"].items()
+        for name, data in scenarios.items()
+        if isinstance(data, dict) and "loadavg_before" in data
+    ]
+    if loads:
+        lines.append("Load average before each scenario: " + "; ".join(loads) + ".")
+    return lines
+
+
+def markdown(results: dict[str, Any], plot_name: str | None) -> str:
     lines = [
         f"# Benchmark run {results['started_at']}",
         "",
-        f"Machine: {machine['nproc']} CPUs, {machine['cpu_model']}, {machine['mem_total_gb']} GB RAM; "
-        f"Python {machine['python']}; kernel {machine['kernel']}. Server pinned to core "
-        f"{machine['server_core']}, load generator to core {machine['load_core']}.",
+        *machine_line(results),
         f"Command: `{results['command']}`",
+        "",
+        *ratio_table(results),
+        "## Absolute figures",
         "",
         "| configuration | relay max ok /s | relay p99 @2k/s | fanout deliveries/s | connects/s "
         "| RSS kB/conn | idle drops | join p50/p99 ms | room_full (cap ok) | cross-instance relays/s |",
@@ -76,13 +182,7 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
             f"| {_fmt(h['fanout_deliveries_per_s'])} | {_fmt(h['connects_per_s'])} | {_fmt(h['rss_per_conn_kb'])} "
             f"| {_fmt(h['idle_dropped'])} | {join} | {storm} | {_fmt(h['cross_max_ok_per_s'])} |"
         )
-    lines += [
-        "",
-        "Targets: relay >= 10,000/s (p99 <= 50 ms, no loss); relay p99 <= 5 ms at 2,000/s; "
-        "fanout >= 45,000 deliveries/s; >= 1,300 connects/s; <= 13 kB RSS per idle connection; "
-        "cross-instance >= 2,500 relays/s.",
-        "",
-    ]
+    lines.append("")
     for config, scenarios in results["configs"].items():
         for name in ("relay", "fanout", "cross"):
             data = scenarios.get(name)

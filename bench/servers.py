@@ -4,11 +4,15 @@ Each server gets a fresh temporary SQLite database (migrated first), runs pinned
 server core with ``taskset`` and a raised file-descriptor limit, and is stopped by its own
 process id. Server kinds: ``daphne`` and ``uvicorn`` go through ``manage.py serve`` (what
 operators run); ``uvicorn-<ws>`` variants run the uvicorn binary on the same application
-with another ``--ws`` implementation, to compare.
+with another ``--ws`` implementation, to compare; ``node`` is the baseline, socket.io 4 on
+Node (``bench/node/server.js``, the same events), on the redis layer over
+``@socket.io/redis-adapter``. Node needs no database; its npm packages are installed from
+``bench/node/package-lock.json`` by :func:`ensure_node_packages`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import shutil
@@ -30,7 +34,39 @@ FD_LIMIT = 65536
 SERVER_CORE = 0
 LOAD_CORE = 1
 REDIS_URL = "redis://127.0.0.1:6379/0"
-SERVER_KINDS = ("daphne", "uvicorn", "uvicorn-websockets", "uvicorn-wsproto", "uvicorn-websockets-sansio")
+SERVER_KINDS = ("daphne", "uvicorn", "uvicorn-websockets", "uvicorn-wsproto", "uvicorn-websockets-sansio", "node")
+NODE_DIR = ROOT / "bench" / "node"
+BASELINE = "node"
+
+
+def ensure_node_packages() -> None:
+    """``npm ci --prefix bench/node`` when its node_modules is missing or older than the lock file.
+
+    Raises:
+        RuntimeError: node or npm is not installed, or the install failed.
+    """
+    if not (shutil.which("node") and shutil.which("npm")):
+        raise RuntimeError("the node baseline needs node and npm (Debian: apt-get install nodejs npm)")
+    marker = NODE_DIR / "node_modules" / ".package-lock.json"
+    if marker.exists() and marker.stat().st_mtime >= (NODE_DIR / "package-lock.json").stat().st_mtime:
+        return
+    done = subprocess.run(
+        ["npm", "ci", "--prefix", str(NODE_DIR), "--no-audit", "--no-fund", "--loglevel=error"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"npm ci --prefix bench/node failed: {done.stderr[-2000:]}")
+
+
+def node_versions() -> dict[str, str]:
+    """Node.js and the baseline's npm packages (from its lock file), for the results file."""
+    version = subprocess.run(["node", "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
+    lock = json.loads((NODE_DIR / "package-lock.json").read_text())
+    packages = lock.get("packages", {})
+    wanted = ("socket.io", "@socket.io/redis-adapter", "redis", "engine.io", "ws", "jsonwebtoken")
+    return {"node": version, **{name: packages.get(f"node_modules/{name}", {}).get("version", "?") for name in wanted}}
 
 
 def raise_fd_limit() -> int:
@@ -93,6 +129,7 @@ class Cluster:
 
 
 DB_DIR: str | None = None  # set by the CLI (--db-dir): where the temporary SQLite file lives
+NODE_FLAGS: list[str] = []  # set by the CLI (--profile): node's --cpu-prof flags
 
 
 def _preexec() -> None:
@@ -101,6 +138,8 @@ def _preexec() -> None:
 
 def _argv(kind: str, port: int) -> list[str]:
     pin = ["taskset", "-c", str(SERVER_CORE)] if shutil.which("taskset") else []
+    if kind == BASELINE:
+        return [*pin, "node", *NODE_FLAGS, str(NODE_DIR / "server.js")]
     if kind in ("daphne", "uvicorn"):
         return [*pin, PYTHON, str(ROOT / "manage.py"), "serve", "--server", kind]
     ws = kind.removeprefix("uvicorn-")
@@ -127,7 +166,7 @@ def _argv(kind: str, port: int) -> list[str]:
 def start_cluster(
     kind: str, layer: str, *, instances: int = 1, extra_env: dict[str, str] | None = None, jwt_secret: str
 ) -> Cluster:
-    """Migrate a fresh SQLite database and start ``instances`` servers of ``kind``."""
+    """Migrate a fresh SQLite database (not for Node) and start ``instances`` servers of ``kind``."""
     workdir = Path(tempfile.mkdtemp(prefix="signaling-bench-", dir=DB_DIR))
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "DEV_MODE")}
     env.update(
@@ -146,9 +185,14 @@ def start_cluster(
         env["REDIS_URL"] = REDIS_URL
         env["REDIS_PREFIX"] = f"bench-{uuid.uuid4().hex[:12]}"
     env.update(extra_env or {})
-    subprocess.run(
-        [PYTHON, str(ROOT / "manage.py"), "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True, timeout=120
-    )
+    if kind != BASELINE:
+        subprocess.run(
+            [PYTHON, str(ROOT / "manage.py"), "migrate", "--noinput", "-v", "0"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            timeout=120,
+        )
     cluster = Cluster(kind, layer, env, workdir)
     try:
         for i in range(instances):
