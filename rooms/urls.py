@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from rooms.events_views import EventListView
 from rooms.views import HealthView, ReadyView, RoomViewSet, StatsView
 
 router = SimpleRouter(trailing_slash=False)
@@ -13,6 +14,7 @@ router.register("api/rooms", RoomViewSet, basename="room")
 urlpatterns = [
     *router.urls,
     path("api/stats", StatsView.as_view(), name="stats"),
+    path("api/events", EventListView.as_view(), name="events"),
     path("healthz", HealthView.as_view(), name="healthz"),
     path("readyz", ReadyView.as_view(), name="readyz"),
 ]
