@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from datetime import UTC, datetime
 
@@ -109,7 +110,8 @@ class WebhookDelivery:
         except httpx.HTTPError as exc:
             is_delivered, error = False, f"{type(exc).__name__}: {exc}"
         try:
-            state = await run_db(webhooks.record_attempt, event, is_delivered=is_delivered, error=error)
+            write = functools.partial(webhooks.record_attempt, event, is_delivered=is_delivered, error=error)
+            state = await run_db(write)
         except DATABASE_DOWN as exc:
             logger.warning("webhook %s: outcome not written (%s); delivered again later", event.webhook_id, exc)
             return
