@@ -11,7 +11,7 @@ every instance, ends with the same view:
 - leave: hold the room, take the socket out of the view, leave presence, announce
   `user_left`; the last one out arms the empty-room expiry.
 
-Each presence change queues its webhook event (``instance.webhooks``, never waits) at once.
+Each presence change writes its webhook event (``instance.webhooks``) before it is acked.
 Every await is safe against the socket ending meanwhile: a join whose socket is gone when
 presence answers leaves presence again. Occupancy marks carry presence's membership version.
 """
@@ -162,10 +162,10 @@ async def _join_held(
         await view.deliver(text, exclude=me.client_id, notice=Notice.JOINED, subject=client_id)
     previous = state.room_id
     state.room_id, state.participant = room_id, me
-    instance.webhooks.joined(room_id, me, len(outcome.members))  # queued: never waits (SPEC 10)
     if len(outcome.members) == 1:
         # The first joiner: the row is marked before anyone hears of the join.
         await instance.occupancy.write(occupancy.mark_occupied, room_id, outcome.version, policy.max_duration_min)
+    await instance.webhooks.joined(room_id, me, len(outcome.members))  # before the ack: seq follows what clients see
     await _send_joined(conn, room, me, outcome.members, ack_id, view=view)
     await tell_joined(instance, view, me)
     return previous
@@ -203,7 +203,7 @@ async def leave(instance: Instance, state: SocketState, room_id: str, reason: Le
             if outcome is None:
                 view.learn_left(state.client_id)
                 return
-            instance.webhooks.left(room_id, outcome, reason)  # queued: never waits (SPEC 10)
+            await instance.webhooks.left(room_id, outcome, reason)  # before the ack (SPEC 10)
             await tell_left(instance, view, outcome.participant, reason)
             if outcome.remaining == 0:
                 await room_emptied(instance, room_id, outcome.version)
@@ -215,7 +215,7 @@ async def drop_departed(instance: Instance, room_id: str, outcome: LeaveOutcome,
     """Presence already removed a member (its instance died, or it was a ghost): tell the room."""
     async with instance.membership.room(room_id) as view:
         try:
-            instance.webhooks.left(room_id, outcome, reason)
+            await instance.webhooks.left(room_id, outcome, reason)
             await tell_left(instance, view, outcome.participant, reason)
         finally:
             await release(instance, view)
@@ -234,7 +234,7 @@ async def forget_ghost(instance: Instance, room_id: str, client_id: str) -> None
             if outcome is None:
                 return
             logger.warning("room %s: removed %s, which presence held for a socket no longer here", room_id, client_id)
-            instance.webhooks.left(room_id, outcome, LeaveReason.DISCONNECTED)
+            await instance.webhooks.left(room_id, outcome, LeaveReason.DISCONNECTED)
             await tell_left(instance, view, outcome.participant, LeaveReason.DISCONNECTED)
         finally:
             await release(instance, view)
