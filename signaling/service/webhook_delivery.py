@@ -60,7 +60,11 @@ class WebhookDelivery:
             try:
                 while True:
                     self._wake.clear()
-                    await self._claim_and_start(client, url, signer)
+                    try:
+                        await self._claim_and_start(client, url, signer)
+                    except Exception:
+                        # The worker's top level: one bad pass must not end deliveries for good.
+                        logger.exception("webhooks: claiming due events failed; retrying")
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), POLL_S)
             finally:

@@ -5,7 +5,8 @@ every request with the ``standardwebhooks`` library and answers as each test tel
 500, or not at all). Covered: a room's whole life in ``seq`` order, retries with the same
 ``webhook-id`` after 500s, a hanging receiver (the 10 s timeout, one slow test) that slows
 neither signaling nor other rooms' events, events waiting in the database through a server
-restart, and two instances over Redis and PostgreSQL delivering each event exactly once.
+restart, joins and leaves during a database outage (kept, written afterwards), and two
+instances over Redis and PostgreSQL delivering each event exactly once.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from aiohttp import web
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from rooms.tests.fixtures import ANY_ISO_UTC
+from signaling.tests.e2e.test_outages import PostgresServer
+from signaling.tests.e2e.test_outages import own_postgres as own_postgres  # the fixture
 from signaling.tests.fixtures import (
     CLUSTER_SKIP_REASON,
     HOST,
@@ -103,6 +106,11 @@ class Receiver:
             except TimeoutError:
                 continue
         assert self.rejected == []  # every request carried a valid Standard Webhooks signature
+
+    async def wait_nothing_more(self, room_id: str, count: int, quiet_s: float = 1.5) -> bool:
+        """True when, ``quiet_s`` later, the room still has only ``count`` deliveries."""
+        await asyncio.sleep(quiet_s)
+        return len(self.of_room(room_id)) == count
 
     async def hang(self) -> int:
         """Answer nothing until the test ends (the server's 10 s timeout gives up first)."""
@@ -395,3 +403,28 @@ async def test_two_instances_deliver_each_event_exactly_once_in_seq_order_per_ro
         assert [r.payload["data"]["participantCount"] for r in got] == [0, 1, 1, 2, 1, 0, 0]
         events = await staff_events(servers[0], room_id)
         assert {(e["state"], e["attempts"]) for e in events} == {("delivered", 1)}
+
+
+async def test_joins_and_leaves_during_a_database_outage_succeed_and_their_events_come_afterwards(
+    live_servers: Any, receiver: Receiver, sio_client: Callable[[], SioClient], own_postgres: PostgresServer
+) -> None:
+    # given a server on a PostgreSQL of this test's own, and a room it knows with bob in it
+    [server] = live_servers(env=webhook_env(receiver, DATABASE_URL=own_postgres.url))
+    room_id = (await server.acreate_room())["id"]
+    await joined(sio_client, server, "agent-bob", room_id)
+    alice = sio_client()
+    await alice.connect_as(server, "agent-alice")
+    await receiver.wait_for(lambda: len(receiver.of_room(room_id)) == 3, "the events before the outage")
+    # when PostgreSQL stops, alice joins and leaves
+    own_postgres.stop()
+    assert (await alice.join(room_id, timeout=10))["ok"] is True
+    assert await alice.call("leave_room", {"roomId": room_id}, timeout=10) == {"ok": True, "roomId": room_id}
+    assert await receiver.wait_nothing_more(room_id, 3)
+    own_postgres.start()
+    # then once it is back, both events arrive, in order, with their counts
+    await receiver.wait_for(lambda: len(receiver.of_room(room_id)) == 5, "the events of the outage", timeout=30)
+    late = [r.payload["data"] for r in receiver.of_room(room_id)[3:]]
+    assert [(d["seq"], d["agentId"], d["participantCount"], d.get("reason")) for d in late] == [
+        (4, "agent-alice", 2, None),
+        (5, "agent-alice", 1, "left"),
+    ]
