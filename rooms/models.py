@@ -92,6 +92,12 @@ class Room(models.Model):
         choices=[(d.value, d.value) for d in DuplicateIdentity],
         help_text="What a second socket of an agent already in the room does (SPEC section 9).",
     )
+    webhook_seq = models.PositiveIntegerField(
+        default=0,
+        db_default=0,
+        editable=False,
+        help_text="seq of the room's last webhook event (SPEC section 10); 0: none yet.",
+    )
 
     objects = RoomQuerySet.as_manager()
 
@@ -132,3 +138,53 @@ class RoomBan(models.Model):
 
     def __str__(self) -> str:
         return f"{self.agent_id} banned from {self.room_id} until {self.until.isoformat()}"
+
+
+WEBHOOK_ID_PREFIX = "evt_"
+# 16 random bytes: a webhook-id unique across databases (receivers deduplicate on it).
+WEBHOOK_ID_RANDOM_BYTES = 16
+
+
+def new_webhook_id() -> str:
+    """A fresh ``webhook-id`` such as ``evt_Zx3...`` (Standard Webhooks: unique per message)."""
+    return WEBHOOK_ID_PREFIX + secrets.token_urlsafe(WEBHOOK_ID_RANDOM_BYTES)
+
+
+class WebhookState(models.TextChoices):
+    """Where an outbox event stands (SPEC section 10: ``pending``, ``delivered``, ``failed``)."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class WebhookEvent(models.Model):
+    """One webhook event in the outbox: written with the change it describes, delivered later.
+
+    ``seq`` counts the room's events from 1 (``Room.webhook_seq`` is the counter). Delivery
+    state lives here too: ``lease_until`` marks an event an instance is delivering right now,
+    ``next_attempt_at`` when it is due again. Written and claimed only by ``rooms.webhooks``.
+    """
+
+    webhook_id = models.CharField(max_length=40, unique=True, default=new_webhook_id, editable=False)
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="webhook_events")
+    seq = models.PositiveIntegerField()
+    type = models.CharField(max_length=32)
+    occurred_at = models.DateTimeField()
+    data = models.JSONField()
+    state = models.CharField(
+        max_length=10, choices=WebhookState.choices, default=WebhookState.PENDING, db_default=WebhookState.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0, db_default=0)
+    next_attempt_at = models.DateTimeField()
+    lease_until = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=200, blank=True, default="", db_default="")
+
+    class Meta:
+        ordering = ("id",)
+        constraints = [models.UniqueConstraint(fields=("room", "seq"), name="webhook_event_room_seq")]
+        indexes = [models.Index(fields=("state", "next_attempt_at"), name="webhook_event_due")]
+
+    def __str__(self) -> str:
+        return f"{self.type} #{self.seq} of {self.room_id} ({self.state})"

@@ -5,7 +5,8 @@ Owns every lifecycle write to ``Room`` rows. Writes are single atomic statements
 do so from ``transaction.on_commit`` in their own layer.
 
 Never imports ``signaling``: the signaling service imports this module, not the reverse.
-The signaling service adds first-join / empty / expiry functions here.
+The signaling service adds first-join / empty / expiry functions here. ``room.created`` and
+``room.closed`` webhook events are written in the transaction of the change (``rooms.webhooks``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from rooms import webhooks
 from rooms.enums import CloseReason, RoomType
 from rooms.models import Room, RoomBan
 
@@ -55,18 +57,21 @@ def create_room(
         duplicate_identity: ``allow``, ``reject`` or ``replace`` (SPEC section 9).
     """
     now = timezone.now()
-    return Room.objects.create(
-        name=name,
-        type=RoomType(room_type).value,
-        created_by=created_by,
-        mute_on_entry=mute_on_entry,
-        allow_recording=allow_recording,
-        max_duration_min=max_duration_min,
-        max_participants=max_participants or settings.SIGNALING.max_participants,
-        created_at=now,
-        expires_at=empty_room_deadline(now),
-        duplicate_identity=duplicate_identity,
-    )
+    with transaction.atomic():
+        room = Room.objects.create(
+            name=name,
+            type=RoomType(room_type).value,
+            created_by=created_by,
+            mute_on_entry=mute_on_entry,
+            allow_recording=allow_recording,
+            max_duration_min=max_duration_min,
+            max_participants=max_participants or settings.SIGNALING.max_participants,
+            created_at=now,
+            expires_at=empty_room_deadline(now),
+            duplicate_identity=duplicate_identity,
+        )
+        webhooks.record_room_created(room)  # the outbox row commits with the room's (SPEC 10)
+    return room
 
 
 def close_room_row(room_id: str, reason: CloseReason | str) -> Room | None:
@@ -94,6 +99,7 @@ def close_room_row(room_id: str, reason: CloseReason | str) -> Room | None:
             if not Room.objects.filter(pk=room_id).exists():
                 raise Room.DoesNotExist(f"no room {room_id!r}")
             return None
+        webhooks.record_room_closed(room_id, close_reason)  # commits with the close (SPEC 10)
         return Room.objects.get(pk=room_id)
 
 

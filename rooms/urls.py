@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from rooms.events_views import EventListView
 from rooms.moderation_views import RoomModerationViewSet
 from rooms.views import HealthView, IceServersView, ReadyView, RoomViewSet, StatsView
 
@@ -36,6 +37,7 @@ urlpatterns = [
     path("api/ice-servers", IceServersView.as_view(), name="ice-servers"),
     *moderation,
     path("api/stats", StatsView.as_view(), name="stats"),
+    path("api/events", EventListView.as_view(), name="events"),
     path("healthz", HealthView.as_view(), name="healthz"),
     path("readyz", ReadyView.as_view(), name="readyz"),
 ]

@@ -11,6 +11,8 @@ expected and the value; ``manage.py`` and ``asgi.py`` print that line and exit n
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import os
 import secrets
@@ -31,6 +33,9 @@ DEV_SECRET_FILENAME = ".dev-jwt-secret"
 MIN_SECRET_BYTES = 32
 # The placeholder that `.env.example` ships: copying the file unedited must not start a server.
 EXAMPLE_SECRET = "change-me-to-a-long-random-secret"
+MIN_SECRET_LENGTH = 16
+# Standard Webhooks secrets: "whsec_" + base64 of the HMAC key (the prefix is optional).
+WEBHOOK_SECRET_PREFIX = "whsec_"
 
 
 class ConfigError(Exception):
@@ -68,6 +73,8 @@ class Config:
     turn_urls: tuple[str, ...] = ()
     turn_secret: str | None = None
     turn_ttl_s: int = 86400
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
 
     @property
     def cors_allow_all(self) -> bool:
@@ -174,6 +181,7 @@ def load_config(environ: Mapping[str, str], *, data_dir: Path | None = None) -> 
         metrics_token=env.get("METRICS_TOKEN", "").strip() or None,
         log_format=_log_format(env),
         **_ice(env),
+        **_webhooks(env),
     )
 
 
@@ -219,6 +227,26 @@ def _check_secret_strength(secret: str) -> None:
     size = len(secret.encode())
     if size < MIN_SECRET_BYTES:
         raise ConfigError(f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes, got {size}")
+
+
+def _webhooks(env: Mapping[str, str]) -> dict[str, str | None]:
+    """``WEBHOOK_URL`` and ``WEBHOOK_SECRET`` (SPEC sections 6 and 10): a URL needs a secret."""
+    url = env.get("WEBHOOK_URL", "").strip() or None
+    secret = env.get("WEBHOOK_SECRET", "").strip() or None
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise ConfigError(f"WEBHOOK_URL must be an http:// or https:// URL, got {url!r}")
+    if secret is not None:
+        key = secret.removeprefix(WEBHOOK_SECRET_PREFIX)
+        try:
+            decoded = base64.b64decode(key + "=" * (-len(key) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            decoded = b""
+        if not decoded:
+            # The value is a secret: the message does not repeat it.
+            raise ConfigError("WEBHOOK_SECRET must be a Standard Webhooks secret (whsec_ + base64 of the key)")
+    if url is not None and secret is None:
+        raise ConfigError("WEBHOOK_SECRET is required when WEBHOOK_URL is set (a Standard Webhooks secret, whsec_...)")
+    return {"webhook_url": url, "webhook_secret": secret}
 
 
 def _prefix(env: Mapping[str, str]) -> str:

@@ -169,6 +169,7 @@ def test_schema_is_openapi_3_with_every_endpoint(api_client: APIClient) -> None:
         "/api/rooms/{id}/participants/{client_id}",
         "/api/rooms/{id}/participants/{client_id}/kick",
         "/api/stats",
+        "/api/events",
         "/healthz",
         "/readyz",
     }

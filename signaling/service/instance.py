@@ -3,7 +3,8 @@
 Owns the wiring, nothing else: the presence store (the cluster's truth), the channel-layer
 side (:class:`~signaling.service.delivery.Delivery`), the room views
 (:class:`~signaling.service.membership.Membership`), the room policy cache, the live
-sockets of this process (client id -> connection) and the sweeper. Starts lazily with the
+sockets of this process (client id -> connection), the sweeper and, with ``WEBHOOK_URL``,
+the webhook outbox writer and delivery worker. Starts lazily with the
 first connection or request (daphne sends no lifespan events), once per event loop.
 
 The inbox loop turns channel-layer messages from other instances into deliveries to local
@@ -29,6 +30,8 @@ from signaling.service.membership import Membership, Notice
 from signaling.service.occupancy_marks import OccupancyMarks
 from signaling.service.policies import RoomPolicies
 from signaling.service.sweepers import Sweeper
+from signaling.service.webhook_delivery import WebhookDelivery
+from signaling.service.webhook_outbox import WebhookRecorder
 
 if TYPE_CHECKING:
     from signaling.consumers.connection import Connection
@@ -50,6 +53,8 @@ class Instance:
         self.occupancy = OccupancyMarks()
         self.sockets: dict[str, Connection] = {}
         self.sweeper = Sweeper(self)
+        self.webhook_delivery = WebhookDelivery()
+        self.webhooks = WebhookRecorder(on_written=self.webhook_delivery.wake)
         self.instance_id = ""
         self.started_at = time.time()
         self._start_lock: asyncio.Lock | None = None
@@ -77,6 +82,11 @@ class Instance:
                 loop.create_task(self.sweeper.run_liveness(), name="signaling-liveness"),
                 loop.create_task(self.sweeper.run_upkeep(), name="signaling-upkeep"),
             ]
+            if settings.SIGNALING.webhook_url:
+                self._tasks += [
+                    loop.create_task(self.webhooks.run(), name="signaling-webhook-outbox"),
+                    loop.create_task(self.webhook_delivery.run(), name="signaling-webhook-delivery"),
+                ]
             logger.info(
                 "signaling instance %s started (%s)",
                 self.instance_id,

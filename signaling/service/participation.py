@@ -11,6 +11,7 @@ every instance, ends with the same view:
 - leave: hold the room, take the socket out of the view, leave presence, announce
   `user_left`; the last one out arms the empty-room expiry.
 
+Each presence change writes its webhook event (``instance.webhooks``) before it is acked.
 Every await is safe against the socket ending meanwhile: a join whose socket is gone when
 presence answers leaves presence again. Occupancy marks carry presence's membership version.
 """
@@ -166,6 +167,7 @@ async def _join_held(
     if len(outcome.members) == 1:
         # The first joiner: the row is marked before anyone hears of the join.
         await instance.occupancy.write(occupancy.mark_occupied, room_id, outcome.version, policy.max_duration_min)
+    await instance.webhooks.joined(room_id, me, len(outcome.members))  # before the ack: seq follows what clients see
     await _send_joined(conn, room, me, outcome.members, ack_id, view=view)
     await tell_joined(instance, view, me)
     logger.info(
@@ -211,6 +213,7 @@ async def leave(instance: Instance, state: SocketState, room_id: str, reason: Le
             if outcome is None:
                 view.learn_left(state.client_id)
                 return
+            await instance.webhooks.left(room_id, outcome, reason)  # before the ack (SPEC 10)
             await tell_left(instance, view, outcome.participant, reason)
             if outcome.remaining == 0:
                 await room_emptied(instance, room_id, outcome.version)
@@ -222,6 +225,7 @@ async def drop_departed(instance: Instance, room_id: str, outcome: LeaveOutcome,
     """Presence already removed a member (its instance died, or it was a ghost): tell the room."""
     async with instance.membership.room(room_id) as view:
         try:
+            await instance.webhooks.left(room_id, outcome, reason)
             await tell_left(instance, view, outcome.participant, reason)
         finally:
             await release(instance, view)
@@ -240,6 +244,7 @@ async def forget_ghost(instance: Instance, room_id: str, client_id: str) -> None
             if outcome is None:
                 return
             logger.warning("room %s: removed %s, which presence held for a socket no longer here", room_id, client_id)
+            await instance.webhooks.left(room_id, outcome, LeaveReason.DISCONNECTED)
             await tell_left(instance, view, outcome.participant, LeaveReason.DISCONNECTED)
         finally:
             await release(instance, view)
