@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 
 from rooms.models import WebhookEvent
 from signaling.presence import LeaveOutcome, Participant
@@ -30,7 +30,7 @@ def participant(client_id: str, agent_id: str) -> Participant:
 
 async def room_events(room_id: str) -> list[tuple[int, str, dict[str, Any]]]:
     rows = WebhookEvent.objects.filter(room_id=room_id).order_by("seq").values_list("seq", "type", "data")
-    return await sync_to_async(list)(rows)
+    return await database_sync_to_async(list)(rows)
 
 
 async def test_a_kick_is_written_as_kicked_then_left_with_reason_kicked(
