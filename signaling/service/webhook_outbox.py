@@ -69,9 +69,11 @@ class WebhookRecorder:
             timezone.now(),
         )
 
-    def kicked(self, room_id: str, participant: Participant, ban_seconds: int | None, participant_count: int) -> None:
-        """``participant.kicked``: call before the kick's leave (which records ``participant.left``)."""
-        self._put(
+    async def kicked(
+        self, room_id: str, participant: Participant, ban_seconds: int | None, participant_count: int
+    ) -> None:
+        """``participant.kicked``: await it before the kick's leave (which records ``participant.left``)."""
+        await self._write(
             webhooks.record_participant_kicked,
             room_id,
             participant.client_id,
