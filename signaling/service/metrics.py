@@ -91,11 +91,6 @@ class EventStats:
 EVENT_STATS = EventStats()
 
 
-def event_label(name: object) -> str:
-    """The ``event`` label: a client event name, else ``other`` (bounded cardinality)."""
-    return name if type(name) is str and name in events.CLIENT_EVENTS else OTHER_EVENT
-
-
 def record_event(name: object, result: str, seconds: float) -> None:
     """Count one handled event and its handling time."""
     label = name if type(name) is str and name in events.CLIENT_EVENTS else OTHER_EVENT
