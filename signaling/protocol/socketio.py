@@ -462,9 +462,9 @@ class SioDecoder:
     def skip_pending(self) -> None:
         """Drop the waiting binary packet: its remaining attachments are counted, not kept,
         and it is never returned (the session refused its namespace)."""
-        if self._pending is not None:
+        if self._pending is not None and not self._is_skipping:
             self._is_skipping = True
-            self._buffers = []
+            self._buffers = [b"" for _ in self._buffers]
 
     def discard_pending(self) -> None:
         """Forget the waiting binary packet at once (the rest of its input is dropped)."""
