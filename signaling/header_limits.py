@@ -60,7 +60,10 @@ class HeaderLimit:
             {
                 "type": "http.response.start",
                 "status": 431,
-                "headers": [(b"content-type", b"application/json")],
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(TOO_LARGE_BODY)).encode()),
+                ],
             }
         )
         await send({"type": "http.response.body", "body": TOO_LARGE_BODY})

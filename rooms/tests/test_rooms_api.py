@@ -268,7 +268,10 @@ def test_create_room_with_malformed_json_answers_400_parse_error(
     assert Room.objects.count() == 0
 
 
-@pytest.mark.parametrize(("_case", "body"), [("array", "[" * 50_000 + "]" * 50_000), ("object", '{"a":' * 50_000 + "1" + "}" * 50_000)])
+DEEP_BODIES = [("array", "[" * 50_000 + "]" * 50_000), ("object", '{"a":' * 50_000 + "1" + "}" * 50_000)]
+
+
+@pytest.mark.parametrize(("_case", "body"), DEEP_BODIES)
 def test_create_room_with_a_50000_deep_json_body_answers_400_parse_error(
     client_as: Callable[..., APIClient], _case: str, body: str
 ) -> None:

@@ -247,7 +247,9 @@ class SignalingApp:
         except LocalProtocolError as exc:
             # Binary attachments (the relay path is text only), or a number JSON cannot
             # carry (an integer past 4300 digits or 1e400 reads as Infinity).
-            raise SignalingError(ErrorCode.INVALID_PAYLOAD, "this payload cannot be relayed (binary data or a number out of range)") from exc
+            raise SignalingError(
+                ErrorCode.INVALID_PAYLOAD, "this payload cannot be relayed (binary data or a number out of range)"
+            ) from exc
         if target is None:
             await view.deliver(text, exclude=state.client_id)
             await instance.delivery.to_room(

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from signaling.protocol.session import MAX_NAMESPACE_CHARS, MAX_REFUSED_NAMESPACES
 from signaling.protocol import (
     TRANSITIONS,
     CloseReason,
@@ -29,6 +28,7 @@ from signaling.protocol import (
     encode_event,
     transition,
 )
+from signaling.protocol.session import MAX_NAMESPACE_CHARS, MAX_REFUSED_NAMESPACES
 
 CONFIG = SessionConfig(ping_interval_ms=25000, ping_timeout_ms=20000, max_payload_bytes=1_000_000)
 SMALL = SessionConfig(ping_interval_ms=25000, ping_timeout_ms=20000, max_payload_bytes=100)
