@@ -206,7 +206,7 @@ async def test_polling_post_naming_an_upgraded_session_is_refused_and_the_sessio
     ws = await upgrade(server, polling)
     try:
         # when anyone who knows the sid POSTs to it
-        status, text = await polling.post('41')
+        status, text = await polling.post("41")
         # then engine.io's answer (400 "Bad request"), and the websocket session goes on
         assert status == 400
         assert json.loads(text) == {"code": 3, "message": ANY_TEXT}
@@ -333,7 +333,7 @@ async def test_serve_runs_daphne_with_no_websocket_lifetime_and_daphne_honours_i
     assert DAPHNE_WS_OPTIONS == ("--websocket_timeout", "-1")
     port = free_port()
     # /proc shows the interpreter first when daphne is a script: keep everything up to it
-    daphne = [arg for arg in argv if os.path.basename(arg) == "daphne"][0]
+    daphne = next(arg for arg in argv if os.path.basename(arg) == "daphne")
     command = argv[: argv.index(daphne) + 1]
     env = {**server.env, "PORT": str(port), "DJANGO_SETTINGS_MODULE": "signaling_project.settings"}
     cut = subprocess.Popen(
@@ -362,4 +362,3 @@ async def test_serve_runs_daphne_with_no_websocket_lifetime_and_daphne_honours_i
     finally:
         cut.terminate()
         cut.wait(timeout=10)
-
