@@ -477,15 +477,22 @@ class EngineSession:
         except RemoteProtocolError as exc:
             yield self._fail(exc)
             return
-        parts = body.split(RECORD_SEPARATOR) if RECORD_SEPARATOR in body else [body]
+        # Packets are cut out one at a time (no split of the whole body): what an adapter
+        # drops after closing the iterator is never even scanned.
+        position, end = 0, len(body)
         is_complete = False
         try:
-            for start in range(0, len(parts), packets_per_slice):
+            while position <= end:
                 events: list[Event] = []
                 try:
-                    for part in parts[start : start + packets_per_slice]:
+                    for _ in range(packets_per_slice):
+                        cut = body.find(RECORD_SEPARATOR, position)
+                        if cut < 0:
+                            cut = end
+                        part = body[position:cut] if position or cut != end else body
+                        position = cut + 1
                         events.extend(self._receive_polling_packet(part))
-                        if self._is_closed:  # a CLOSE packet: ignore what follows it
+                        if self._is_closed or position > end:  # CLOSE: ignore what follows it
                             break
                 except RemoteProtocolError as exc:
                     events.extend(self._fail(exc))
