@@ -286,6 +286,7 @@ class EngineSession:
     """
 
     __slots__ = (
+        "_backlog_bytes",
         "_close_event",
         "_close_reported",
         "_config",
@@ -297,7 +298,6 @@ class EngineSession:
         "_is_posting",
         "_is_root_connected",
         "_last_ping_at",
-        "_backlog_bytes",
         "_max_buffered_bytes",
         "_max_payload_bytes",
         "_namespaces",
