@@ -41,15 +41,13 @@ async def relay_until_gone(
     until the bystander has heard every slow client leave; returns (offers sent that the
     bystander must get, the ``user_left`` payloads)."""
     lefts: list[dict[str, Any]] = []
-    owed = 0
-    for _ in range(MAX_ROUNDS):
+    for owed in range(1, MAX_ROUNDS + 1):
         if broadcast:
             await sender.emit("offer", {"sdp": SDP})
         else:
             for slow_id in slow_ids - {left["clientId"] for left in lefts}:
                 await sender.emit("offer", {"to": slow_id, "sdp": SDP})
             await sender.emit("offer", {"to": bystander.client_id, "sdp": SDP})
-        owed += 1
         while not bystander.queues["user_left"].empty():
             lefts.append(await bystander.next("user_left"))
         if {left["clientId"] for left in lefts} >= slow_ids:
@@ -139,6 +137,7 @@ async def test_broadcast_to_nine_slow_readers_cuts_off_each_and_serves_the_bysta
             await reader.wait_ended_by_server(timeout=15)
         await assert_bystander_served(sender, bystander, owed)
         status, room = await server.aget(f"/api/rooms/{room_id}")
+        assert status == 200
         assert {p["clientId"] for p in room["participants"]} == {sender.client_id, bystander.client_id}
     finally:
         await close_all(slow)
