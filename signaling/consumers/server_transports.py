@@ -17,8 +17,8 @@ Twisted or uvicorn changes any of it):
   ``len(dataBuffer) - offset + _tempDataLen`` (what its own ``_isSendBufferFull`` counts);
   ``abortConnection()`` is Twisted's public ``ITCPTransport`` API.
 - uvicorn (every ``--ws`` implementation): ``send`` is a bound method of the connection's
-  protocol, whose ``transport`` attribute is the asyncio transport; from there only public
-  asyncio API (``get_write_buffer_size``, ``get_write_buffer_limits``, ``abort``).
+  protocol, whose ``transport`` attribute is the asyncio (or uvloop) transport; from there
+  only public asyncio API (``get_write_buffer_size``, ``get_write_buffer_limits``, ``abort``).
 
 Any other server gets :class:`UnknownTransport`: sends may wait (so they go through the
 connection's drain task), nothing is known about its buffer and nothing can be aborted.
@@ -27,7 +27,6 @@ Never imports daphne, Twisted or uvicorn at module level (each is optional at ru
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 from typing import Any, Protocol
@@ -82,7 +81,7 @@ class AsyncioTransport:
     kind = "asyncio"
     __slots__ = ("_transport",)
 
-    def __init__(self, transport: asyncio.WriteTransport) -> None:
+    def __init__(self, transport: Any) -> None:  # asyncio.WriteTransport, or a uvloop one
         self._transport = transport
 
     def buffered_bytes(self) -> int:
@@ -116,6 +115,7 @@ class UnknownTransport:
 
 
 _warned_unknown = False
+_ASYNCIO_TRANSPORT_API = ("get_write_buffer_size", "get_write_buffer_limits", "abort")
 
 
 def transport_of(send: Any) -> ServerTransport:
@@ -125,7 +125,8 @@ def transport_of(send: Any) -> ServerTransport:
         if daphne is not None:
             return daphne
     transport = getattr(getattr(send, "__self__", None), "transport", None)
-    if isinstance(transport, asyncio.WriteTransport):
+    # Duck-typed: uvloop's transports have asyncio's API without subclassing asyncio.Transport.
+    if all(callable(getattr(transport, name, None)) for name in _ASYNCIO_TRANSPORT_API):
         return AsyncioTransport(transport)
     global _warned_unknown
     if not _warned_unknown:

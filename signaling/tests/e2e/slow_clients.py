@@ -40,7 +40,13 @@ def _frame(payload: bytes) -> bytes:
     return bytes((0x81, 0xFF)) + n.to_bytes(8, "big") + _ZERO_MASK + payload
 
 
-class _WebsocketProtocol(asyncio.Protocol):
+PROBE_CHUNK_BYTES = 65536  # text frames of this size are counted, not queued (the transport probe's)
+
+
+class RawWebsocket(asyncio.Protocol):
+    """A client websocket over a raw socket: text frames in ``texts`` (frames of
+    ``PROBE_CHUNK_BYTES`` only counted in ``chunks``), ``ended`` set when the connection ends."""
+
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
@@ -48,6 +54,7 @@ class _WebsocketProtocol(asyncio.Protocol):
         self.texts: asyncio.Queue[bytes] = asyncio.Queue()
         self.ended = asyncio.Event()
         self.received_bytes = 0
+        self.chunks = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -79,16 +86,42 @@ class _WebsocketProtocol(asyncio.Protocol):
                 length, head = int.from_bytes(buf[pos + 2 : pos + 10], "big"), 10
             if pos + head + length > n:
                 break
-            if buf[pos] & 0x0F == 1:
+            if buf[pos] & 0x0F == 1 and length == PROBE_CHUNK_BYTES:
+                self.chunks += 1
+            elif buf[pos] & 0x0F == 1:
                 self.texts.put_nowait(bytes(buf[pos + head : pos + head + length]))
             pos += head + length
         del buf[:pos]
+
+    def send_text(self, payload: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(_frame(payload))
+
+
+async def open_raw_websocket(host: str, port: int, path: str, *, timeout: float = 5.0) -> RawWebsocket:
+    """Open a websocket from a socket with a small receive buffer (``SMALL_RECEIVE_BUFFER``)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_RECEIVE_BUFFER)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    await asyncio.wait_for(loop.sock_connect(sock, (host, port)), timeout)
+    _, protocol = await loop.create_connection(RawWebsocket, sock=sock)
+    key = base64.b64encode(os.urandom(16)).decode()
+    assert protocol.transport is not None
+    protocol.transport.write(
+        (
+            f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    return protocol
 
 
 class SlowWebsocketReader:
     """See the module docstring."""
 
-    def __init__(self, protocol: _WebsocketProtocol) -> None:
+    def __init__(self, protocol: RawWebsocket) -> None:
         self._protocol = protocol
         self.client_id = ""
         self._ponger: asyncio.Task[None] | None = None
@@ -98,21 +131,8 @@ class SlowWebsocketReader:
         cls, server: LiveServer, token: str, room_id: str, *, pong_every_s: float = 0.1, timeout: float = 5.0
     ) -> SlowWebsocketReader:
         """Connect, authenticate, join ``room_id``, then stop reading."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_RECEIVE_BUFFER)
-        sock.setblocking(False)
-        loop = asyncio.get_running_loop()
-        await asyncio.wait_for(loop.sock_connect(sock, (HOST, server.port)), timeout)
-        _, protocol = await loop.create_connection(_WebsocketProtocol, sock=sock)
+        protocol = await open_raw_websocket(HOST, server.port, "/socket.io/?EIO=4&transport=websocket")
         client = cls(protocol)
-        key = base64.b64encode(os.urandom(16)).decode()
-        client._write(
-            (
-                f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {HOST}:{server.port}\r\n"
-                f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                "Sec-WebSocket-Version: 13\r\n\r\n"
-            ).encode()
-        )
         await client._expect(b"0{", timeout)
         client._write(_frame(b"40" + json.dumps({"token": token}).encode()))
         accepted = await client._expect(b"40{", timeout)
