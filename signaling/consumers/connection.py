@@ -103,7 +103,7 @@ class Connection:
     """A live Engine.IO session plus the handles of its transport(s)."""
 
     registry: dict[str, Connection] = {}
-    _warned_peers: set[str] = set()
+    _warned_peers: set[tuple[str, str]] = set()  # (what was logged, client address)
 
     def __init__(
         self,
@@ -347,12 +347,12 @@ class Connection:
 
     def log_protocol_error(self, error: RemoteProtocolError) -> None:
         """Log a peer's protocol error once at WARNING per client address, then DEBUG."""
-        peer, level = self._peer_log_level()
+        peer, level = self._peer_log_level("protocol")
         logger.log(level, "session %s from %s broke the protocol: %s", self.eio_sid, peer, error)
 
     def log_slow_reader(self, buffered_bytes: int) -> None:
         """Log a close for a full outgoing buffer once at WARNING per client address, then DEBUG."""
-        peer, level = self._peer_log_level()
+        peer, level = self._peer_log_level("slow")
         logger.log(
             level,
             "session %s from %s closed: %d bytes waited for a client that does not read (MAX_BUFFERED_BYTES %d)",
@@ -362,13 +362,15 @@ class Connection:
             self.session.config.max_buffered_bytes,
         )
 
-    def _peer_log_level(self) -> tuple[str, int]:
+    def _peer_log_level(self, kind: str) -> tuple[str, int]:
+        """The client's address, and WARNING the first time it is logged for ``kind``."""
         client = self.scope.get("client") or ("?", 0)
         peer = str(client[0])
-        level = logging.DEBUG if peer in Connection._warned_peers else logging.WARNING
+        key = (kind, peer)
+        level = logging.DEBUG if key in Connection._warned_peers else logging.WARNING
         if len(Connection._warned_peers) >= MAX_WARNED_PEERS:
             Connection._warned_peers.clear()
-        Connection._warned_peers.add(peer)
+        Connection._warned_peers.add(key)
         return peer, level
 
 
