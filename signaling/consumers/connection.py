@@ -184,7 +184,7 @@ class Connection:
             return
         session.send_sio_text(text)
         if session.is_closed:  # past the outgoing bound: the client is not reading
-            await self.handle(session.close())
+            self._end_overflowed()
         elif session.transport is Transport.WEBSOCKET:
             await self._write_ws()  # sending moves no deadline: no timer work on the hot path
         elif session.has_polling_data():
@@ -194,10 +194,7 @@ class Connection:
         """Write queued output to the active transport and re-arm the timer."""
         session = self.session
         if session.is_closed:
-            overflow = session.close()  # a queued packet passed the outgoing bound (else [])
-            if overflow:
-                await self.handle(overflow)
-                return
+            self._end_overflowed()  # in case a queued packet passed the outgoing bound
         if session.transport is Transport.WEBSOCKET:
             await self._write_ws()
         if session.has_polling_data():  # after the upgrade: the NOOP releasing a pending GET
@@ -228,9 +225,27 @@ class Connection:
             # leaver's teardown, the leaver's remove_connection (a leaked count).
             logger.debug("write to closed websocket of session %s dropped", self.eio_sid)
             return
-        events = self.session.note_transport_backlog(transport.buffered_bytes())
+        overflow = self.session.note_transport_backlog(transport.buffered_bytes())
+        if overflow:
+            self._end_overflowed(overflow)
+
+    def _end_overflowed(self, events: list[Any] | None = None) -> None:
+        """Run the close of a session that passed its outgoing bound (``events``, else the
+        close the bound left unreported, if any) in a task of its own: the writer may hold a
+        room's lock (a join's `joined`), which the app's ``on_close`` takes to leave the room."""
+        if events is None:
+            events = self.session.close()
         if events:
+            task = asyncio.get_running_loop().create_task(self._handle_in_background(events))
+            _background.add(task)
+            task.add_done_callback(_background.discard)
+
+    async def _handle_in_background(self, events: list[Any]) -> None:
+        try:
             await self.handle(events)
+        except Exception:
+            logger.exception("close of session %s failed", self.eio_sid)
+            await self.abort()
 
     async def _drain_ws(self, send: WsSend, frames: list[str | bytes]) -> None:
         """Write ``frames`` and whatever queues meanwhile, waiting for the client as needed."""
@@ -249,9 +264,9 @@ class Connection:
         finally:
             self._drain_task = None
         if self.ws_send is send:
-            events = session.note_transport_backlog(self.ws_transport.buffered_bytes())
-            if events:
-                await self.handle(events)
+            overflow = session.note_transport_backlog(self.ws_transport.buffered_bytes())
+            if overflow:
+                self._end_overflowed(overflow)
 
     async def close(self, reason: CloseReason = CloseReason.SERVER_CLOSE) -> None:
         """Close the session from our side (the app decided)."""
