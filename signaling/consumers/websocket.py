@@ -77,7 +77,7 @@ class EngineWebsocketConsumer(AsyncConsumer):
                 self.app, self.session_config, Transport.WEBSOCKET, self.scope, socketio=self.socketio
             )
             await self.send({"type": "websocket.accept"})
-            self.conn.ws_send = self.send
+            self.conn.attach_websocket(self.send, self.base_send)
             await self.conn.flush()
             return
         conn = Connection.registry.get(sid)
@@ -126,7 +126,7 @@ class EngineWebsocketConsumer(AsyncConsumer):
             await self.send({"type": "websocket.send", key: out})
         if conn.session.transport is Transport.WEBSOCKET:
             self.is_probe = False
-            conn.ws_send = self.send
+            conn.attach_websocket(self.send, self.base_send)
         await conn.handle(events)
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
@@ -136,7 +136,7 @@ class EngineWebsocketConsumer(AsyncConsumer):
                 conn.session.abort_upgrade()
                 await conn.flush()
             elif conn.ws_send == self.send:
-                conn.ws_send = None
+                conn.detach_websocket()
                 try:
                     await conn.transport_closed()
                 except Exception:
