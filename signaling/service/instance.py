@@ -94,7 +94,10 @@ class Instance:
             )
 
     async def stop(self) -> None:
-        """Cancel the inbox and sweeper and leave the cluster's instance list."""
+        """Release the webhook leases this instance holds, cancel the inbox, sweeper and
+        webhook tasks, and leave the cluster's instance list."""
+        if self._loop is not None and settings.SIGNALING.webhook_url:
+            await self.webhook_delivery.stop()
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()

@@ -415,6 +415,12 @@ async def test_joins_and_leaves_during_a_database_outage_succeed_and_their_event
     live_servers: Any, receiver: Receiver, sio_client: Callable[[], SioClient], own_postgres: PostgresServer
 ) -> None:
     # given a server on a PostgreSQL of this test's own, and a room it knows with bob in it
+    async def slow_third(received: Received) -> int:
+        if len(receiver.received) == 3:
+            await asyncio.sleep(0.3)
+        return 200
+
+    receiver.answer = slow_third
     [server] = live_servers(env=webhook_env(receiver, DATABASE_URL=own_postgres.url))
     room_id = (await server.acreate_room())["id"]
     await joined(sio_client, server, "agent-bob", room_id)
@@ -428,7 +434,11 @@ async def test_joins_and_leaves_during_a_database_outage_succeed_and_their_event
     assert await receiver.wait_nothing_more(room_id, 3)
     own_postgres.start()
     # then once it is back, both events arrive, in order, with their counts
-    await receiver.wait_for(lambda: len(receiver.of_room(room_id)) == 5, "the events of the outage", timeout=30)
+    try:
+        await receiver.wait_for(lambda: len(receiver.of_room(room_id)) == 5, "the events of the outage", timeout=30)
+    except BaseException:
+        print("STDERR>>>", server.stderr_text())
+        raise
     late = [r.payload["data"] for r in receiver.of_room(room_id)[3:]]
     assert [(d["seq"], d["agentId"], d["participantCount"], d.get("reason")) for d in late] == [
         (4, "agent-alice", 2, None),
