@@ -329,6 +329,19 @@ def release_leases(held: list[ClaimedEvent]) -> int:
     return released
 
 
+def retry_now(pks: list[int], now: datetime | None = None) -> int:
+    """Make these events due at once (the admin's "retry now"): pending ones skip their wait,
+    failed ones are pending again for one more attempt; delivered ones are left alone.
+
+    Returns:
+        How many events will be retried.
+    """
+    now = now or timezone.now()
+    return WebhookEvent.objects.filter(pk__in=pks, state__in=(WebhookState.PENDING, WebhookState.FAILED)).update(
+        state=WebhookState.PENDING, next_attempt_at=now
+    )
+
+
 def events_after(after_id: int | None = None, room_id: str | None = None) -> QuerySet[WebhookEvent]:
     """Events oldest first, after the event of primary key ``after_id``, of one room if given."""
     events = WebhookEvent.objects.order_by("id")
