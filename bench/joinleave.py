@@ -4,7 +4,8 @@ Starts one ``manage.py serve`` (daphne) on 127.0.0.1 with a fresh SQLite file, o
 PostgreSQL of ``--database-url`` (a database of its own is created and dropped), optionally
 with ``WEBHOOK_URL`` pointing at a local receiver that answers 200, and times ``join_room``
 and ``leave_room`` acks of one python-socketio client, one call at a time (a latency figure,
-not a throughput one). Prints the median and the 90th percentile of each.
+not a throughput one). Prints the median and the 90th percentile of each, and with webhooks
+how long until the receiver had every event.
 """
 
 from __future__ import annotations
@@ -141,8 +142,14 @@ async def main() -> None:
     port = free_port()
     server = start_server(env, port)
     try:
+        started = time.perf_counter()
         result: dict[str, Any] = await measure(f"http://127.0.0.1:{port}", args.rounds)
-        await asyncio.sleep(2)
+        # room.created, room.started, the keeper's join, a join and a leave per round, its leave
+        expected = 2 * args.rounds + 4 if args.webhooks else 0
+        deadline = time.monotonic() + 120
+        while received[0] < expected and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        drained_s = time.perf_counter() - started
     finally:
         server.terminate()
         server.wait(timeout=15)
@@ -151,10 +158,10 @@ async def main() -> None:
         if db_name:
             subprocess.run(["psql", args.database_url.rstrip("/") + "/postgres", "-qc", f"DROP DATABASE {db_name}"])
     database = "postgresql" if db_name else "sqlite"
-    print(
-        f"{database} webhooks={'on' if args.webhooks else 'off'} rounds={args.rounds} "
-        f"(webhooks received: {received[0]})"
+    delivered = (
+        f"; webhooks received: {received[0]} of {expected}, {drained_s:.1f} s after the first join" if expected else ""
     )
+    print(f"{database} webhooks={'on' if args.webhooks else 'off'} rounds={args.rounds}{delivered}")
     for name, values in result.items():
         print(
             f"  {name}: median {statistics.median(values):.2f} ms, p90 {percentile(values, 0.9):.2f} ms, "

@@ -116,6 +116,14 @@ class WebhookRecorder:
                 await self._wake.wait()
             await self.write_queued()
 
+    async def flush(self, timeout_s: float) -> None:
+        """Write what is queued, for at most ``timeout_s`` (a clean stop); what is left is lost (logged)."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self.write_queued()
+        except TimeoutError:
+            logger.error("webhooks: %d queued events not written at shutdown", len(self._queue))
+
     async def write_queued(self) -> None:
         """Write every queued event; while the database is unreachable, wait ``RETRY_S``."""
         while self._queue:
