@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -39,7 +40,8 @@ def webhooks_on(settings: Any) -> None:
 
 
 def events_of(room_id: str) -> list[tuple[int, str, dict[str, Any]]]:
-    return [(e.seq, e.type, e.data) for e in WebhookEvent.objects.filter(room_id=room_id).order_by("seq", "id")]
+    events = WebhookEvent.objects.filter(room_id=room_id).order_by(F("seq").asc(nulls_last=True), "id")
+    return [(e.seq, e.type, e.data) for e in events]
 
 
 def close_and_number(room_id: str, reason: str = "deleted", seq: int = 0) -> None:
@@ -66,7 +68,7 @@ def test_room_created_and_closed_are_written_with_their_change(
     services.close_room_row(room.id, "deleted")
     services.close_room_row(room.id, "expired")  # already closed: no second event
     # then room.closed waits unnumbered (presence gives it the last number) and is not due
-    assert [(seq, t) for seq, t, _ in events_of(room.id)] == [(None, "room.closed"), (1, "room.created")]
+    assert [(seq, t) for seq, t, _ in events_of(room.id)] == [(1, "room.created"), (None, "room.closed")]
     webhooks.claim_due(10, now=timezone.now() + timedelta(seconds=1))  # leases room.created only
     assert WebhookEvent.objects.filter(lease_until__isnull=False).get().type == "room.created"
     # when it is numbered (no number from presence: the room's next)
