@@ -27,7 +27,7 @@ Only the oldest pending event of a room is ever due, and only once its predecess
 (``seq - 1``) is written: a room's later event waits until its earlier one is delivered or
 failed. A predecessor that never comes (its instance died between the change and the write)
 holds the room for ``GAP_S``, then is skipped (the receiver sees the gap in ``seq``). An
-unnumbered ``room.closed`` older than ``GAP_S`` is numbered here. A lease that runs out (its
+unnumbered ``room.closed`` older than ``GAP_S`` is numbered by :func:`number_stale_closes`. A lease that runs out (its
 instance died mid-delivery) makes the event due again: delivery is at least once. Never
 imports ``signaling``.
 """
@@ -263,13 +263,6 @@ def claim_due(limit: int, now: datetime | None = None, *, may_skip_gaps: bool = 
         in_order |= Q(next_attempt_at__lte=stale, attempts=0)
     lease_until = now + timedelta(seconds=LEASE_S)
     with transaction.atomic():
-        if may_skip_gaps:
-            for room_id in (
-                WebhookEvent.objects.filter(seq__isnull=True, state=WebhookState.PENDING, next_attempt_at__lte=stale)
-                .values_list("room_id", flat=True)
-                .distinct()
-            ):
-                number_room_closed(room_id)  # its numbering after the close was lost
         due = (
             WebhookEvent.objects.filter(state=WebhookState.PENDING, next_attempt_at__lte=now, seq__isnull=False)
             .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
@@ -281,6 +274,24 @@ def claim_due(limit: int, now: datetime | None = None, *, may_skip_gaps: bool = 
         events = list(due)
         WebhookEvent.objects.filter(pk__in=[event.pk for event in events]).update(lease_until=lease_until)
     return [ClaimedEvent(event.pk, event.webhook_id, body_of(event), lease_until) for event in events]
+
+
+def number_stale_closes(now: datetime | None = None) -> int:
+    """Number every ``room.closed`` left unnumbered for more than ``GAP_S`` (its numbering
+    after the close was lost: an outage, a crash) with its room's next ``seq``.
+
+    Returns:
+        How many were numbered.
+    """
+    stale = (now or timezone.now()) - timedelta(seconds=GAP_S)
+    room_ids = list(
+        WebhookEvent.objects.filter(seq__isnull=True, state=WebhookState.PENDING, next_attempt_at__lte=stale)
+        .values_list("room_id", flat=True)
+        .distinct()
+    )
+    for room_id in room_ids:
+        number_room_closed(room_id)
+    return len(room_ids)
 
 
 def record_attempt(claimed: ClaimedEvent, *, is_delivered: bool, error: str = "", now: datetime | None = None) -> str:

@@ -271,12 +271,14 @@ def test_a_missing_predecessor_holds_its_room_for_gap_s_then_is_skipped(
     )
 
 
-def test_a_room_closed_whose_numbering_was_lost_is_numbered_by_a_claim_after_gap_s(
+def test_a_room_closed_whose_numbering_was_lost_is_numbered_after_gap_s(
     webhooks_on: None, make_room: Callable[..., Room]
 ) -> None:
     room = make_room()
     services.close_room_row(room.id, "deleted")  # and the instance died before numbering it
+    assert webhooks.number_stale_closes(timezone.now() + timedelta(seconds=webhooks.GAP_S - 1)) == 0
     later = timezone.now() + timedelta(seconds=webhooks.GAP_S + 1)
+    assert webhooks.number_stale_closes(later) == 1
     [created] = webhooks.claim_due(10, now=later)
     webhooks.record_attempt(created, is_delivered=True, now=later)
     [closed] = webhooks.claim_due(10, now=later)

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,6 +49,11 @@ USER_AGENT = "webrtc-signaling-webhooks/1"
 MAX_UNWRITTEN = 10_000
 # How long stop() waits for the database to take the released leases.
 STOP_TIMEOUT_S = 5.0
+# After a database outage, claims hold a room behind a missing seq whatever its age for this
+# long, while the instances write the events they kept (rooms.webhooks.GAP_S).
+OUTAGE_GRACE_S = 10.0
+# How often the worker numbers room.closed events whose numbering was lost.
+STALE_CLOSES_EVERY_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +73,8 @@ class WebhookDelivery:
         self._in_flight: dict[asyncio.Task[None], webhooks.ClaimedEvent] = {}
         self._unwritten: deque[Outcome] = deque(maxlen=MAX_UNWRITTEN)
         self._is_stopping = False
+        self._database_back_at = 0.0  # monotonic time the database answered again after an outage
+        self._stale_checked_at = 0.0
 
     def __len__(self) -> int:
         """Deliveries in flight."""
@@ -135,13 +143,20 @@ class WebhookDelivery:
         free = MAX_IN_FLIGHT - len(self._in_flight)
         if free <= 0 or self._is_stopping:
             return
+        now = time.monotonic()
         try:
             if self._unwritten:
                 await self.write_unwritten()
                 logger.info("webhooks: outcomes kept through a database outage written")
-            claimed = await run_delivery_db(webhooks.claim_due, free)
+            if now - self._stale_checked_at >= STALE_CLOSES_EVERY_S:
+                await run_delivery_db(webhooks.number_stale_closes)
+                self._stale_checked_at = now
+            may_skip_gaps = now - self._database_back_at >= OUTAGE_GRACE_S
+            claim = functools.partial(webhooks.claim_due, free, may_skip_gaps=may_skip_gaps)
+            claimed = await run_delivery_db(claim)
         except DATABASE_DOWN as exc:
             logger.warning("webhooks: database unreachable, no events claimed (%s); retrying", exc)
+            self._database_back_at = time.monotonic() + POLL_S  # no gap skipped for a while once it answers
             return
         for event in claimed:
             task = asyncio.get_running_loop().create_task(self.deliver(client, url, signer, event))
