@@ -14,6 +14,7 @@ import base64
 import logging
 import secrets
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -112,6 +113,9 @@ class Connection:
         self.poll_ready = asyncio.Event()
         self.state: Any = None  # owned by the app (the signaling service's SocketState)
         self.namespaces: dict[str, str] = {}  # namespace -> Socket.IO client id
+        # With connection state recovery on: the last packets written (a bounded deque the
+        # app installs), so that what the client may not have received can be held for it.
+        self.sent: deque[str] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._closed = False
@@ -149,10 +153,11 @@ class Connection:
 
     # -- outbound --------------------------------------------------------------------
 
-    def accept(self, namespace: str, client_id: str) -> None:
-        """Accept a namespace CONNECT under ``client_id`` (the client's ``socket.id``)."""
+    def accept(self, namespace: str, client_id: str, *, pid: str | None = None) -> None:
+        """Accept a namespace CONNECT under ``client_id`` (the client's ``socket.id``); ``pid``:
+        the recovery session id the CONNECT reply carries (connection state recovery)."""
         self.namespaces[namespace] = client_id
-        self.session.accept_namespace(namespace, client_id)
+        self.session.accept_namespace(namespace, client_id, pid=pid)
 
     async def send_sio_text(self, text: str) -> None:
         """Queue one pre-encoded Socket.IO packet and write it (the relay hot path)."""
@@ -160,6 +165,8 @@ class Connection:
         if session.is_closed:
             return
         session.send_sio_text(text)
+        if self.sent is not None:
+            self.sent.append(text)
         if session.transport is Transport.WEBSOCKET:
             await self._write_ws()  # sending moves no deadline: no timer work on the hot path
         elif session.has_polling_data():
