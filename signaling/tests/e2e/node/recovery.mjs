@@ -29,6 +29,12 @@ function record(socket) {
   return seen;
 }
 
+// next() resolves to the argument list when there are several (an event's payload and its
+// offset; a disconnect's reason and details): the first is the payload.
+function first(value) {
+  return Array.isArray(value) ? value[0] : value;
+}
+
 function cut(socket) {
   const transport = socket.io.engine.transport;
   if (transport.ws) transport.ws.terminate();
@@ -63,7 +69,7 @@ async function main() {
   deadline(30000);
   const alice = connect('agent-alice', { reconnectionDelay: GAP_MS, randomizationFactor: 0, reconnection: scenario === 'resume' || scenario === 'left' });
   const aliceSeen = record(alice);
-  const connected = await next(alice, 'connected');
+  const connected = first(await next(alice, 'connected'));
   print('alice_connected', { payload: connected, id: alice.id, recovered: alice.recovered });
   await call(alice, 'join_room', { roomId });
   const bob = connect('agent-bob', { transports: ['websocket'] });
@@ -80,24 +86,26 @@ async function main() {
   print('before_cut', { transport: alice.io.engine.transport.name, id: aliceId });
 
   if (scenario === 'left') {
+    const left = next(bob, 'user_left');
     await call(alice, 'leave_room', { roomId });
-    await next(bob, 'user_left');
+    await left;
   }
   if (scenario === 'closed') {
+    const left = next(bob, 'user_left');
     alice.disconnect();
-    print('bob_user_left', await next(bob, 'user_left'));
+    print('bob_user_left', first(await left));
     alice.connect();
-    const again = await next(alice, 'connected');
+    const again = first(await next(alice, 'connected'));
     print('alice_again', { payload: again, id: alice.id, recovered: alice.recovered, sameId: alice.id === aliceId });
     return { alice, bob };
   }
 
   const disconnected = next(alice, 'disconnect');
   cut(alice);
-  print('alice_disconnect', await disconnected);
+  print('alice_disconnect', first(await disconnected));
 
   if (scenario === 'left') {
-    const again = await next(alice, 'connected', GAP_MS + WAIT_MS);
+    const again = first(await next(alice, 'connected', GAP_MS + WAIT_MS));
     print('alice_again', { payload: again, id: alice.id, recovered: alice.recovered, sameId: alice.id === aliceId });
     return { alice, bob };
   }
@@ -111,7 +119,7 @@ async function main() {
   print('stats_away', (await rest('/api/stats')).body);
 
   if (scenario === 'expire') {
-    print('bob_user_left', await next(bob, 'user_left', 15000));
+    print('bob_user_left', first(await next(bob, 'user_left', 15000)));
     print('rest_after', (await rest(`/api/rooms/${roomId}`)).body.participants.map((p) => p.clientId));
     print('bob_seen', bobSeen.map((e) => e.event));
     return { alice, bob };
