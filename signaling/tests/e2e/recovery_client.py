@@ -5,6 +5,7 @@ event offset, and sends both in its next CONNECT's ``auth``. It can also cut its
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,6 +77,17 @@ class RecoveringClient:
                 args = json.loads(frame[2:])
                 if len(args) > 2 and isinstance(args[-1], str):
                     self.offset = args[-1]
+
+    async def events_within(self, seconds: float) -> list[str]:
+        """The names of the events received within ``seconds`` (waits that long)."""
+        assert self.raw is not None
+        await asyncio.sleep(seconds)
+        names = []
+        while not self.raw.frames.empty():
+            frame = self.raw.frames.get_nowait()
+            if isinstance(frame, str) and frame.startswith("42"):
+                names.append(json.loads(frame[2:])[0])
+        return names
 
     def cut(self) -> None:
         """Abort the TCP connection: the server sees its transport lost."""

@@ -84,9 +84,7 @@ def test_a_cut_transport_resumes_with_the_same_id_and_every_missed_relay_in_orde
 
 
 @pytest.mark.parametrize("mode", ["default", "websocket"])
-def test_a_window_that_ends_without_the_client_tells_the_room_disconnected(
-    short_server: LiveServer, mode: str
-) -> None:
+def test_a_window_that_ends_without_the_client_tells_the_room_disconnected(short_server: LiveServer, mode: str) -> None:
     # when
     steps = scenario(short_server, mode, "expire")
     # then
@@ -219,9 +217,7 @@ async def test_a_kicked_held_member_does_not_resume(server: LiveServer) -> None:
     room_id, alice, bob = await held_pair(server, token=creator)
     held_sid = alice.sid
     # when
-    status, _ = await server.arequest(
-        "POST", f"/api/rooms/{room_id}/participants/{held_sid}/kick", {}, token=creator
-    )
+    status, _ = await server.arequest("POST", f"/api/rooms/{room_id}/participants/{held_sid}/kick", {}, token=creator)
     left = await bob.until("user_left")
     reply = await alice.connect()
     # then
