@@ -1151,3 +1151,15 @@ def test_illegal_event_raises_local_protocol_error(_case: str, current: SessionS
 def test_every_state_but_closed_has_a_way_to_close() -> None:
     # given / when / then: the table is total for CLOSE
     assert {state for (state, event) in TRANSITIONS if event is E.CLOSE} == set(S) - {S.CLOSED}
+
+
+def test_accept_with_a_pid_answers_sid_and_pid_for_connection_state_recovery() -> None:
+    # given
+    session = ws_session()
+    assert session.receive_ws('40{"token":"t","pid":"p-1","offset":"o-9"}', now=0.1) == [
+        SioConnect("/", {"token": "t", "pid": "p-1", "offset": "o-9"})
+    ]
+    # when
+    session.accept_namespace("/", "client-1", pid="p-1")
+    # then
+    assert session.outgoing_ws() == ['40{"sid":"client-1","pid":"p-1"}']
