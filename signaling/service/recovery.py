@@ -286,11 +286,10 @@ async def expire(instance: Instance) -> int:
 
 
 async def hand_over_all(instance: Instance) -> int:
-    """Close every local Engine.IO session as a lost transport (the drain): each socket in a
-    room is held with recovery on (it resumes on another instance), and leaves its room
-    (``disconnected``) without. Returns how many sessions were closed."""
-    conns = list(instance.sockets.values())
+    """Close every Engine.IO session of this process as a lost transport (the drain): each
+    socket in a room is held with recovery on (it resumes on another instance), and leaves
+    its room (``disconnected``) without. Returns how many sessions were closed."""
+    conns = [conn for conn in Connection.registry.values() if not conn.is_finished]
     for conn in conns:
-        if not conn.is_finished:
-            await conn.transport_closed()
+        await conn.transport_closed()
     return len(conns)
