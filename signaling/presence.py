@@ -22,6 +22,16 @@ database's last ``seq`` (:meth:`PresenceStore.load_seq`; a join answers ``SEQ_UN
 until then); an operation on a room whose counter presence lost (a Redis restart) reserves
 nothing (0) and the outbox numbers that event itself.
 
+Connection state recovery (SPEC section 7) keeps its held sessions here too, so that any
+instance can resume them and none of them belongs to the instance that lost the transport:
+:meth:`PresenceStore.hold` turns a member into a *held* one (its ``instance_id`` becomes
+:data:`HELD`, it leaves its instance's memberships, so reaping that instance does not drop
+it) and stores its session (pid, agent, reason, deadline) with the events it may have missed;
+:meth:`PresenceStore.keep` appends a later event (deduplicated by offset, bounded in count
+and bytes, the oldest dropped first); :meth:`PresenceStore.resume` hands the session to the
+resuming instance with the events after the client's offset; :meth:`PresenceStore.expire_held`
+claims the sessions whose window ended and removes their members (one caller each).
+
 Never imports Django models or the channel layer; the service layer is its only writer.
 Instance ids are channel-layer channel names: the instance's inbox.
 """
@@ -69,6 +79,39 @@ class Participant:
         """Inverse of :meth:`dumps`."""
         client_id, agent_id, joined_at, is_muted, instance_id = json.loads(raw)
         return cls(client_id, agent_id, joined_at, bool(is_muted), instance_id)
+
+
+# ``Participant.instance_id`` of a held member: its transport is lost, its session waits in
+# presence for the client to resume through any instance (no instance delivers to it).
+HELD = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HeldEvent:
+    """One server-to-client event of a held session: its offset and its Socket.IO text."""
+
+    offset: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    """A held session handed to a resuming instance: the member (now on that instance) and
+    the events after the client's offset, in the order they were kept."""
+
+    room_id: str
+    participant: Participant
+    missed: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Expired:
+    """A held session whose window ended: its member left the room (``reason``: the
+    ``user_left`` reason recorded when it was held)."""
+
+    room_id: str
+    outcome: LeaveOutcome
+    reason: str
 
 
 class JoinStatus(IntEnum):
@@ -185,6 +228,63 @@ class PresenceStore(Protocol):
     async def reap_instance(self, instance_id: str, *, events: int = ...) -> list[tuple[str, LeaveOutcome]]: ...
     async def stats(self) -> PresenceStats: ...
     async def ping(self) -> None: ...
+    async def hold(
+        self,
+        room_id: str,
+        client_id: str,
+        *,
+        pid: str,
+        reason: str,
+        events: list[HeldEvent],
+        deadline_ms: int,
+        ttl_ms: int,
+        max_events: int,
+        max_bytes: int,
+    ) -> Participant | None:
+        """Hold a member whose transport was lost: None when it is not (or no longer) a live
+        member of the room (kicked meanwhile, held already)."""
+        ...
+
+    async def keep(self, client_id: str, event: HeldEvent, *, max_events: int, max_bytes: int) -> str | None:
+        """Append an event for a held member: ``""`` kept (or a duplicate), the instance id
+        when the session resumed there (forward it), None when there is no such session."""
+        ...
+
+    async def find_held(self, pid: str) -> tuple[str, str] | None:
+        """(client id, room id) of the held session ``pid``, or None (a read, not a claim)."""
+        ...
+
+    async def resume(
+        self, pid: str, agent_id: str, offset: str, instance_id: str, *, now_ms: int, forward_ttl_ms: int
+    ) -> Resumed | None:
+        """Hand the held session ``pid`` to ``instance_id``, atomically; None when it is
+        unknown, expired, of another agent, no longer in its room, or ``offset`` is unknown."""
+        ...
+
+    async def expire_held(self, now_ms: int, *, limit: int = ...) -> list[Expired]:
+        """Claim the held sessions whose deadline passed and remove their members."""
+        ...
+
+
+@dataclass(slots=True)
+class _HeldSession:
+    """A held session in :class:`MemoryPresence` (Redis keeps the same fields in a hash)."""
+
+    pid: str
+    agent_id: str
+    room_id: str
+    reason: str
+    deadline_ms: int
+    events: list[HeldEvent]
+    size_bytes: int = 0
+    resumed_on: str = ""  # the instance that resumed it (late events are forwarded there)
+    forget_at_ms: int = 0
+
+    def add(self, event: HeldEvent, max_events: int, max_bytes: int) -> None:
+        self.events.append(event)
+        self.size_bytes += len(event.text.encode())
+        while self.events and (len(self.events) > max_events or self.size_bytes > max_bytes):
+            self.size_bytes -= len(self.events.pop(0).text.encode())
 
 
 class MemoryPresence:
@@ -199,6 +299,8 @@ class MemoryPresence:
         self._bans: dict[str, dict[str, int]] = {}
         self._bans_loaded: set[str] = set()
         self._seqs: dict[str, int] = {}
+        self._held: dict[str, _HeldSession] = {}
+        self._pids: dict[str, str] = {}
 
     def _bump(self, room_id: str) -> int:
         version = self._versions.get(room_id, 0) + 1
@@ -364,6 +466,202 @@ class MemoryPresence:
 
     async def ping(self) -> None:
         return None
+
+    async def hold(
+        self,
+        room_id: str,
+        client_id: str,
+        *,
+        pid: str,
+        reason: str,
+        events: list[HeldEvent],
+        deadline_ms: int,
+        ttl_ms: int,
+        max_events: int,
+        max_bytes: int,
+    ) -> Participant | None:
+        room = self._rooms.get(room_id, {})
+        current = room.get(client_id)
+        if current is None or current.instance_id == HELD:
+            return None
+        room[client_id] = held = replace(current, instance_id=HELD)
+        session = _HeldSession(pid, current.agent_id, room_id, reason, deadline_ms, [])
+        for event in events:
+            session.add(event, max_events, max_bytes)
+        self._held[client_id] = session
+        self._pids[pid] = client_id
+        return held
+
+    async def keep(self, client_id: str, event: HeldEvent, *, max_events: int, max_bytes: int) -> str | None:
+        session = self._held.get(client_id)
+        if session is None:
+            return None
+        if session.resumed_on:
+            return session.resumed_on
+        if all(e.offset != event.offset for e in session.events):
+            session.add(event, max_events, max_bytes)
+        return ""
+
+    async def find_held(self, pid: str) -> tuple[str, str] | None:
+        client_id = self._pids.get(pid)
+        session = self._held.get(client_id) if client_id is not None else None
+        return None if session is None or client_id is None else (client_id, session.room_id)
+
+    async def resume(
+        self, pid: str, agent_id: str, offset: str, instance_id: str, *, now_ms: int, forward_ttl_ms: int
+    ) -> Resumed | None:
+        client_id = self._pids.get(pid)
+        session = self._held.get(client_id) if client_id is not None else None
+        if client_id is None or session is None or session.resumed_on or session.pid != pid:
+            return None
+        if session.agent_id != agent_id or session.deadline_ms <= now_ms:
+            return None
+        room = self._rooms.get(session.room_id, {})
+        member = room.get(client_id)
+        offsets = [e.offset for e in session.events]
+        if member is None or member.instance_id != HELD or offset not in offsets:
+            return None
+        room[client_id] = resumed = replace(member, instance_id=instance_id)
+        missed = [e.text for e in session.events[offsets.index(offset) + 1 :]]
+        del self._pids[pid]
+        session.events, session.resumed_on, session.forget_at_ms = [], instance_id, now_ms + forward_ttl_ms
+        return Resumed(session.room_id, resumed, missed)
+
+    async def expire_held(self, now_ms: int, *, limit: int = 100) -> list[Expired]:
+        expired: list[Expired] = []
+        for client_id, session in list(self._held.items()):
+            if session.resumed_on:
+                if session.forget_at_ms <= now_ms:
+                    del self._held[client_id]
+                continue
+            if session.deadline_ms > now_ms or len(expired) >= limit:
+                continue
+            del self._held[client_id]
+            self._pids.pop(session.pid, None)
+            member = self._rooms.get(session.room_id, {}).get(client_id)
+            if member is None or member.instance_id != HELD:
+                continue
+            outcome = await self.leave(session.room_id, client_id)
+            if outcome is not None:
+                expired.append(Expired(session.room_id, outcome, session.reason))
+        return expired
+
+
+# Trims a held session's log (KEYS[2] texts, KEYS[3] offsets; the hash KEYS[1] counts bytes)
+# to ARGV max events / max bytes, oldest first. Prepended to the scripts that append.
+_TRIM_HELD_LUA = """
+local function trim(max_events, max_bytes)
+  local size = tonumber(redis.call('HGET', KEYS[1], 'bytes') or '0')
+  while redis.call('LLEN', KEYS[2]) > 0
+      and (redis.call('LLEN', KEYS[2]) > max_events or size > max_bytes) do
+    size = size - #redis.call('LPOP', KEYS[2])
+    redis.call('LPOP', KEYS[3])
+  end
+  redis.call('HSET', KEYS[1], 'bytes', size)
+end
+"""
+
+# KEYS: held hash, log (texts), offsets, room hash, pid key, held queue (sorted set).
+# ARGV: client id, pid, reason, deadline (epoch ms), ttl ms, max events, max bytes, room id,
+# memberships prefix, then (offset, text) pairs.
+_HOLD_LUA = (
+    _TRIM_HELD_LUA
+    + """
+local raw = redis.call('HGET', KEYS[4], ARGV[1])
+if not raw then return false end
+local p = cjson.decode(raw)
+if p[5] == '' then return false end
+redis.call('SREM', ARGV[9] .. p[5], ARGV[8] .. ' ' .. ARGV[1])
+p[5] = ''
+local held = cjson.encode(p)
+redis.call('HSET', KEYS[4], ARGV[1], held)
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+local size = 0
+for i = 10, #ARGV, 2 do
+  redis.call('RPUSH', KEYS[3], ARGV[i])
+  redis.call('RPUSH', KEYS[2], ARGV[i + 1])
+  size = size + #ARGV[i + 1]
+end
+redis.call('HSET', KEYS[1], 'pid', ARGV[2], 'agent', p[2], 'room', ARGV[8], 'reason', ARGV[3],
+  'state', 'away', 'deadline', ARGV[4], 'bytes', size)
+trim(tonumber(ARGV[6]), tonumber(ARGV[7]))
+redis.call('SET', KEYS[5], ARGV[1], 'PX', ARGV[5])
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[5]) end
+redis.call('ZADD', KEYS[6], ARGV[4], ARGV[8] .. ' ' .. ARGV[1])
+return held
+"""
+)
+
+# KEYS: held hash, log, offsets. ARGV: text, offset, max events, max bytes.
+_KEEP_LUA = (
+    _TRIM_HELD_LUA
+    + """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return false end
+if state ~= 'away' then return state end
+if redis.call('LPOS', KEYS[3], ARGV[2]) then return '' end
+redis.call('RPUSH', KEYS[2], ARGV[1])
+redis.call('RPUSH', KEYS[3], ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'bytes', #ARGV[1])
+trim(tonumber(ARGV[3]), tonumber(ARGV[4]))
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  redis.call('PEXPIRE', KEYS[3], ttl)
+end
+return ''
+"""
+)
+
+# KEYS: pid key, held hash, log, offsets, room hash, held queue, memberships of the instance.
+# ARGV: pid, agent id, offset, instance id, now (epoch ms), room id, client id, forward ttl ms.
+_RESUME_LUA = """
+if redis.call('GET', KEYS[1]) ~= ARGV[7] then return false end
+local s = redis.call('HMGET', KEYS[2], 'pid', 'agent', 'room', 'state', 'deadline')
+if s[1] ~= ARGV[1] or s[2] ~= ARGV[2] or s[3] ~= ARGV[6] or s[4] ~= 'away' then return false end
+if tonumber(s[5]) <= tonumber(ARGV[5]) then return false end
+local raw = redis.call('HGET', KEYS[5], ARGV[7])
+if not raw then return false end
+local p = cjson.decode(raw)
+if p[5] ~= '' then return false end
+local at = redis.call('LPOS', KEYS[4], ARGV[3])
+if not at then return false end
+local missed = redis.call('LRANGE', KEYS[3], at + 1, -1)
+p[5] = ARGV[4]
+local resumed = cjson.encode(p)
+redis.call('HSET', KEYS[5], ARGV[7], resumed)
+redis.call('SADD', KEYS[7], ARGV[6] .. ' ' .. ARGV[7])
+redis.call('ZREM', KEYS[6], ARGV[6] .. ' ' .. ARGV[7])
+redis.call('DEL', KEYS[1], KEYS[3], KEYS[4])
+redis.call('HSET', KEYS[2], 'state', ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[8])
+return {resumed, missed}
+"""
+
+# KEYS: held queue, active-rooms set. ARGV: now (epoch ms), limit, held-hash prefix, log
+# prefix, offsets prefix, pid prefix, room-hash prefix, version prefix.
+_EXPIRE_HELD_LUA = """
+local out = {}
+for _, entry in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])) do
+  redis.call('ZREM', KEYS[1], entry)
+  local sp = string.find(entry, ' ', 1, true)
+  local room = string.sub(entry, 1, sp - 1)
+  local client = string.sub(entry, sp + 1)
+  local s = redis.call('HMGET', ARGV[3] .. client, 'reason', 'pid', 'state')
+  if s[3] == false or s[3] == 'away' then
+    if s[2] then redis.call('DEL', ARGV[6] .. s[2]) end
+    redis.call('DEL', ARGV[3] .. client, ARGV[4] .. client, ARGV[5] .. client)
+    local raw = redis.call('HGET', ARGV[7] .. room, client)
+    if raw and cjson.decode(raw)[5] == '' then
+      redis.call('HDEL', ARGV[7] .. room, client)
+      local n = redis.call('HLEN', ARGV[7] .. room)
+      if n == 0 then redis.call('SREM', KEYS[2], room) end
+      table.insert(out, {room, raw, n, redis.call('INCR', ARGV[8] .. room), s[1] or 'disconnected'})
+    end
+  end
+end
+return out
+"""
 
 
 # KEYS: room hash, active-rooms set, instance memberships set, closed set, version key,
@@ -548,6 +846,10 @@ class RedisPresence:
         self._ban = self._redis.register_script(_BAN_LUA)
         self._set_muted = self._redis.register_script(_SET_MUTED_LUA)
         self._reserve_seq = self._redis.register_script(_RESERVE_SEQ_LUA)
+        self._hold = self._redis.register_script(_HOLD_LUA)
+        self._keep = self._redis.register_script(_KEEP_LUA)
+        self._resume = self._redis.register_script(_RESUME_LUA)
+        self._expire_held = self._redis.register_script(_EXPIRE_HELD_LUA)
 
     def _room(self, room_id: str) -> str:
         return f"{self._p}:room:{room_id}"
@@ -584,6 +886,17 @@ class RedisPresence:
 
     def _memberships(self, instance_id: str) -> str:
         return f"{self._p}:memberships:{instance_id}"
+
+    def _held_keys(self, client_id: str) -> list[str]:
+        """A held session's hash, its log of texts and its offsets."""
+        return [f"{self._p}:held:{client_id}", f"{self._p}:heldlog:{client_id}", f"{self._p}:heldoffs:{client_id}"]
+
+    def _pid(self, pid: str) -> str:
+        return f"{self._p}:pid:{pid}"
+
+    @property
+    def _held_queue(self) -> str:
+        return f"{self._p}:heldq"
 
     async def register_instance(self, instance_id: str, ttl_ms: int) -> bool:
         """Refresh the liveness key; True when the instance was not registered (new, or reaped)."""
@@ -771,6 +1084,80 @@ class RedisPresence:
 
     async def ping(self) -> None:
         await self._redis.ping()
+
+    async def hold(
+        self,
+        room_id: str,
+        client_id: str,
+        *,
+        pid: str,
+        reason: str,
+        events: list[HeldEvent],
+        deadline_ms: int,
+        ttl_ms: int,
+        max_events: int,
+        max_bytes: int,
+    ) -> Participant | None:
+        keys = [*self._held_keys(client_id), self._room(room_id), self._pid(pid), self._held_queue]
+        args: list[str | int] = [
+            client_id,
+            pid,
+            reason,
+            deadline_ms,
+            ttl_ms,
+            max_events,
+            max_bytes,
+            room_id,
+            f"{self._p}:memberships:",
+        ]
+        for event in events:
+            args += [event.offset, event.text]
+        raw = await self._hold(keys=keys, args=args)
+        return None if not raw else Participant.loads(raw)
+
+    async def keep(self, client_id: str, event: HeldEvent, *, max_events: int, max_bytes: int) -> str | None:
+        reply = await self._keep(
+            keys=self._held_keys(client_id), args=[event.text, event.offset, max_events, max_bytes]
+        )
+        if reply is None:
+            return None
+        return reply.decode() if isinstance(reply, bytes) else str(reply)
+
+    async def find_held(self, pid: str) -> tuple[str, str] | None:
+        client = await self._redis.get(self._pid(pid))
+        if client is None:
+            return None
+        room = await self._redis.hget(self._held_keys(client.decode())[0], "room")
+        return None if room is None else (client.decode(), room.decode())
+
+    async def resume(
+        self, pid: str, agent_id: str, offset: str, instance_id: str, *, now_ms: int, forward_ttl_ms: int
+    ) -> Resumed | None:
+        found = await self.find_held(pid)
+        if found is None:
+            return None
+        client_id, room_id = found
+        keys = [
+            self._pid(pid),
+            *self._held_keys(client_id),
+            self._room(room_id),
+            self._held_queue,
+            self._memberships(instance_id),
+        ]
+        args = [pid, agent_id, offset, instance_id, now_ms, room_id, client_id, forward_ttl_ms]
+        reply = await self._resume(keys=keys, args=args)
+        if not reply:
+            return None
+        return Resumed(room_id, Participant.loads(reply[0]), [raw.decode() for raw in reply[1]])
+
+    async def expire_held(self, now_ms: int, *, limit: int = 100) -> list[Expired]:
+        p = self._p
+        prefixes = [f"{p}:held:", f"{p}:heldlog:", f"{p}:heldoffs:", f"{p}:pid:", f"{p}:room:", f"{p}:version:"]
+        reply = await self._expire_held(keys=[self._held_queue, self._active], args=[now_ms, limit, *prefixes])
+        return [
+            Expired(room.decode(), LeaveOutcome(Participant.loads(raw), int(n), int(version)), reason.decode())
+            for room, raw, n, version, reason in reply
+        ]
 
     async def aclose(self) -> None:
         """Close the connection pool."""

@@ -79,6 +79,8 @@ class Config:
     turn_ttl_s: int = 86400
     webhook_url: str | None = None
     webhook_secret: str | None = None
+    # Connection state recovery (SPEC section 7): how long a lost socket's session is held; 0: off.
+    recovery_window_ms: int = 0
 
     @property
     def cors_allow_all(self) -> bool:
@@ -186,6 +188,7 @@ def load_config(environ: Mapping[str, str], *, data_dir: Path | None = None) -> 
         redis_prefix=_prefix(env),
         metrics_token=env.get("METRICS_TOKEN", "").strip() or None,
         log_format=_log_format(env),
+        recovery_window_ms=_int(env, "RECOVERY_WINDOW", 0, minimum=0, unit=" of milliseconds"),
         **_ice(env),
         **_webhooks(env),
     )

@@ -22,6 +22,7 @@ import base64
 import logging
 import secrets
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -127,6 +128,9 @@ class Connection:
         self.poll_ready = asyncio.Event()
         self.state: Any = None  # owned by the app (the signaling service's SocketState)
         self.namespaces: dict[str, str] = {}  # namespace -> Socket.IO client id
+        # With connection state recovery on: the last packets written (a bounded deque the
+        # app installs), so that what the client may not have received can be held for it.
+        self.sent: deque[str] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._closed = False
@@ -181,10 +185,11 @@ class Connection:
 
     # -- outbound --------------------------------------------------------------------
 
-    def accept(self, namespace: str, client_id: str) -> None:
-        """Accept a namespace CONNECT under ``client_id`` (the client's ``socket.id``)."""
+    def accept(self, namespace: str, client_id: str, *, pid: str | None = None) -> None:
+        """Accept a namespace CONNECT under ``client_id`` (the client's ``socket.id``); ``pid``:
+        the recovery session id the CONNECT reply carries (connection state recovery)."""
         self.namespaces[namespace] = client_id
-        self.session.accept_namespace(namespace, client_id)
+        self.session.accept_namespace(namespace, client_id, pid=pid)
 
     def attach_websocket(self, send: WsSend, asgi_send: Any) -> None:
         """The websocket whose ASGI ``send`` is ``asgi_send`` now carries the session
@@ -203,6 +208,8 @@ class Connection:
         if session.is_closed:
             return
         session.send_sio_text(text)
+        if self.sent is not None:
+            self.sent.append(text)
         if session.is_closed:  # past the outgoing bound: the client is not reading
             self._end_overflowed()
         elif session.transport is Transport.WEBSOCKET:

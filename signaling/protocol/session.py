@@ -779,8 +779,9 @@ class EngineSession:
         if not self._socketio:
             raise LocalProtocolError("Socket.IO call on a bare Engine.IO session")
 
-    def accept_namespace(self, namespace: str, sio_sid: str) -> None:
-        """Accept a pending CONNECT: queues ``0[<namespace>,]{"sid":...}``.
+    def accept_namespace(self, namespace: str, sio_sid: str, *, pid: str | None = None) -> None:
+        """Accept a pending CONNECT: queues ``0[<namespace>,]{"sid":...}`` (with ``pid``, the
+        connection state recovery session id: ``{"sid":...,"pid":...}``).
 
         Raises:
             LocalProtocolError: the namespace has no pending CONNECT.
@@ -790,7 +791,8 @@ class EngineSession:
             return
         if self._namespaces.get(namespace) is not _Namespace.PENDING:
             raise LocalProtocolError(f"no pending CONNECT for namespace {namespace!r}")
-        self._queue_packets(encode_packet(SioPacket(SioPacketType.CONNECT, namespace, {"sid": sio_sid})))
+        reply = {"sid": sio_sid} if pid is None else {"sid": sio_sid, "pid": pid}
+        self._queue_packets(encode_packet(SioPacket(SioPacketType.CONNECT, namespace, reply)))
         if self._is_closed:  # the reply passed the outgoing bound
             return
         self._namespaces[namespace] = _Namespace.CONNECTED

@@ -239,11 +239,15 @@ def encode_packet(packet: SioPacket) -> list[str | bytes]:
     return items
 
 
-def encode_event(event: str, data: Any, *, namespace: str = "/", ack_id: int | None = None) -> str:
+def encode_event(
+    event: str, data: Any, *, namespace: str = "/", ack_id: int | None = None, offset: str | None = None
+) -> str:
     """Encode a text-only EVENT with exactly one argument, e.g. ``2["offer",{"sdp":"x"}]``.
 
     Byte-identical to ``encode_packet(SioPacket(EVENT, namespace, [event, data], ack_id))[0]``;
-    without the Engine.IO ``"4"`` (add it with ``EngineSession.send_sio_text``).
+    without the Engine.IO ``"4"`` (add it with ``EngineSession.send_sio_text``). ``offset``
+    (connection state recovery): appended as one more, last, string argument
+    (``2["offer",{...},"<offset>"]``), in the same encode.
 
     Raises:
         LocalProtocolError: ``data`` holds bytes (use ``encode_packet``) or is not JSON
@@ -256,7 +260,7 @@ def encode_event(event: str, data: Any, *, namespace: str = "/", ack_id: int | N
     else:
         head = "2" + namespace_prefix(namespace) + _ack_id_text(ack_id)
     try:
-        return head + _dumps([event, data])
+        return head + _dumps([event, data] if offset is None else [event, data, offset])
     except _BinaryFound:
         raise LocalProtocolError("encode_event is text only: use encode_packet") from None
 

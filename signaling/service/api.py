@@ -11,15 +11,17 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 
+from signaling.presence import HELD
 from signaling.service import closing
 from signaling.service.instance import get_instance
 
 
 @async_to_sync
 async def room_participants(room_id: str) -> list[dict[str, Any]]:
-    """`[{clientId, agentId, joinedAt, muted}]` of everyone in the room, oldest first."""
+    """`[{clientId, agentId, joinedAt, muted, connected}]` of everyone in the room, oldest
+    first; ``connected`` is false for a member held for recovery (its transport is lost)."""
     members = await get_instance().presence.members(room_id)
-    return [m.to_wire() for m in sorted(members, key=lambda m: m.joined_at)]
+    return [{**m.to_wire(), "connected": m.instance_id != HELD} for m in sorted(members, key=lambda m: m.joined_at)]
 
 
 @async_to_sync

@@ -23,8 +23,7 @@ from rooms import occupancy, webhooks
 from rooms import services as room_services
 from rooms.enums import CloseReason
 from rooms.models import Room
-from signaling.protocol import encode_event
-from signaling.service import events, payloads
+from signaling.service import events, offsets, payloads
 from signaling.service.database import run_db
 from signaling.service.occupancy_marks import DATABASE_DOWN
 
@@ -67,7 +66,7 @@ async def room_closed(instance: Instance, room_id: str, reason: str) -> None:
     logger.info("room %s closed (%s), %d participants out", room_id, reason, len(members))
     if instance.webhooks.is_enabled:
         await number_room_closed(instance, room_id)
-    text = encode_event(events.ROOM_CLOSED, payloads.room_closed(room_id, reason))
+    text = offsets.encode(events.ROOM_CLOSED, payloads.room_closed(room_id, reason))
     await close_here(instance, room_id, text)
     await instance.delivery.to_room(room_id, {"type": "room.closed", "text": text})
 

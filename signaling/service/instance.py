@@ -29,6 +29,7 @@ from signaling.service.delivery import Delivery
 from signaling.service.membership import Membership, Notice
 from signaling.service.occupancy_marks import OccupancyMarks
 from signaling.service.policies import RoomPolicies
+from signaling.service.recovery import Keeper
 from signaling.service.sweepers import Sweeper
 from signaling.service.webhook_delivery import WebhookDelivery
 from signaling.service.webhook_outbox import WebhookRecorder
@@ -50,7 +51,8 @@ class Instance:
     def __init__(self, presence: PresenceStore, *, is_clustered: bool) -> None:
         self.presence = presence
         self.delivery = Delivery(is_clustered=is_clustered)
-        self.membership = Membership()
+        self.keeper = Keeper(self)
+        self.membership = Membership(self.keeper)
         self.policies = RoomPolicies()
         self.occupancy = OccupancyMarks()
         self.sockets: dict[str, Connection] = {}
@@ -146,7 +148,9 @@ class Instance:
             await moderation.dispatch(self, message)
             return
         if kind == "peer.relay":
-            await self.deliver_to_socket(message["to"], message["text"])
+            if not await self.deliver_to_socket(message["to"], message["text"]):
+                # Not here (any more): held since the sender looked, or resumed elsewhere.
+                await self.keeper.keep_or_forward(message["to"], message["text"])
             return
         if message.get("origin") == self.instance_id:
             return
@@ -163,6 +167,8 @@ class Instance:
             participant = Participant.loads(message["participant"])
             if view.learn_joined(participant):
                 await view.deliver(message["text"], notice=Notice.JOINED, subject=participant.client_id)
+        elif kind in ("room.held", "room.resumed"):
+            view.learn_moved(Participant.loads(message["participant"]))
         elif kind == "room.left":
             client_id = message["client"]
             if view.learn_left(client_id) is not None:

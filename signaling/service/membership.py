@@ -11,7 +11,10 @@ instance's working copy for one room, kept provably current:
 - ``members`` is everyone the room's local sockets have been told of; an announcement of a
   member already known (or of a departure already told) is not told twice;
 - joins, leaves, closes and reconciliation of one room run one at a time on this
-  instance (:meth:`Membership.room`); deliveries never wait for that lock.
+  instance (:meth:`Membership.room`); deliveries never wait for that lock;
+- ``held`` are the members whose transport is lost and whose session presence holds
+  (connection state recovery): what the view delivers to them goes to the view's
+  :class:`Keeper` (the recovery module), which keeps it in presence for them.
 
 Never calls presence or the channel layer: the participation and sweeper modules do, and
 tell the view what happened.
@@ -25,12 +28,25 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from signaling.presence import Participant
+from signaling.presence import HELD, Participant
 
 if TYPE_CHECKING:
     from signaling.consumers.connection import Connection
+
+
+class Keeper(Protocol):
+    """Keeps packets for held members (implemented by :mod:`signaling.service.recovery`)."""
+
+    async def keep(self, client_id: str, text: str) -> None:
+        """A room-wide packet for a held member."""
+        ...
+
+    async def keep_or_forward(self, client_id: str, text: str) -> bool:
+        """A packet addressed to a held member; False when it has no held session."""
+        ...
+
 
 # How long a departure is remembered, so that a member list read before it cannot bring
 # the member back (reconciliation, a joiner's merge).
@@ -64,6 +80,8 @@ class RoomView:
     known_since: dict[str, float] = field(default_factory=dict)
     suspects: set[str] = field(default_factory=set)
     departed_at: dict[str, float] = field(default_factory=dict)
+    held: set[str] = field(default_factory=set)
+    keeper: Keeper | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     users: int = 0
     is_subscribed: bool = False
@@ -79,13 +97,27 @@ class RoomView:
         self.members[client_id] = participant
         self.known_since[client_id] = time.monotonic()
         self.departed_at.pop(client_id, None)
+        if participant.instance_id == HELD:
+            self.held.add(client_id)
         return True
+
+    def learn_moved(self, participant: Participant) -> None:
+        """A known member was held, or resumed on some instance: nothing to tell anyone."""
+        client_id = participant.client_id
+        if client_id not in self.members:
+            return
+        self.members[client_id] = participant
+        if participant.instance_id == HELD:
+            self.held.add(client_id)
+        else:
+            self.held.discard(client_id)
 
     def learn_left(self, client_id: str) -> Participant | None:
         """Forget a member; None when it was not known (nothing to tell)."""
         participant = self.members.pop(client_id, None)
         self.known_since.pop(client_id, None)
         self.suspects.discard(client_id)
+        self.held.discard(client_id)
         now = time.monotonic()
         self.departed_at[client_id] = now
         if len(self.departed_at) > 64:
@@ -122,16 +154,27 @@ class RoomView:
     # -- delivery to local sockets -------------------------------------------------------
 
     async def deliver(
-        self, text: str, *, exclude: str | None = None, notice: Notice = Notice.OTHER, subject: str = ""
+        self,
+        text: str,
+        *,
+        exclude: str | None = None,
+        notice: Notice = Notice.OTHER,
+        subject: str = "",
+        to_held: bool = True,
     ) -> None:
         """Write a pre-encoded packet to every local member but ``exclude``; buffer it for
-        pending joiners."""
+        pending joiners; keep it for held members unless ``to_held`` is False (a correction
+        of what this instance's sockets know, which is not what a held member knows)."""
         for joiner_id, joiner in self.pending.items():
             if joiner_id != exclude:
                 joiner.buffered.append((text, notice, subject))
         for client_id, conn in list(self.local.items()):
             if client_id != exclude:
                 await conn.send_sio_text(text)
+        if to_held and self.held and self.keeper is not None:
+            for client_id in list(self.held):
+                if client_id != exclude:
+                    await self.keeper.keep(client_id, text)
 
     async def deliver_to(self, client_id: str, text: str) -> bool:
         """Write a packet to one local member (buffered while it joins); False if not here."""
@@ -143,6 +186,8 @@ class RoomView:
         if joiner is not None:
             joiner.buffered.append((text, Notice.OTHER, ""))
             return True
+        if client_id in self.held and self.keeper is not None:
+            return await self.keeper.keep_or_forward(client_id, text)
         return False
 
     # -- joiners -----------------------------------------------------------------------
@@ -155,9 +200,12 @@ class RoomView:
         """A join was refused or abandoned: forget the buffered packets."""
         self.pending.pop(client_id, None)
 
-    async def settle(self, client_id: str, first: list[str], listed: set[str]) -> None:
+    async def settle(
+        self, client_id: str, first: list[str], listed: set[str], *, skip: frozenset[str] = frozenset()
+    ) -> None:
         """Send the joiner its ``first`` packets (`joined`, the ack), then what was buffered,
-        dropping announcements its `joined` already covered (``listed``: the others it lists)."""
+        dropping announcements its `joined` already covered (``listed``: the others it lists)
+        and packets in ``skip`` (a resumed session's missed events, sent in ``first``)."""
         joiner = self.pending.pop(client_id)
         conn = joiner.conn
         self.local[client_id] = conn
@@ -165,6 +213,8 @@ class RoomView:
             await conn.send_sio_text(text)
         known = set(listed)
         for text, notice, subject in joiner.buffered:
+            if text in skip:
+                continue
             if notice is Notice.JOINED:
                 if subject in known:
                     continue
@@ -183,8 +233,9 @@ class RoomView:
 class Membership:
     """Every room view of this instance, keyed by room id."""
 
-    def __init__(self) -> None:
+    def __init__(self, keeper: Keeper | None = None) -> None:
         self._views: dict[str, RoomView] = {}
+        self._keeper = keeper
 
     def view(self, room_id: str) -> RoomView | None:
         """The room's view, or None when no local socket is in (or joining) the room."""
@@ -216,7 +267,7 @@ class Membership:
         """
         view = self._views.get(room_id)
         if view is None or view.is_closed:
-            view = self._views[room_id] = RoomView(room_id)
+            view = self._views[room_id] = RoomView(room_id, keeper=self._keeper)
         view.users += 1
         try:
             async with view.lock:

@@ -42,7 +42,8 @@ CONNECTS = Counter("signaling_connects", "Socket.IO CONNECTs by result (ok or th
 RECOVERIES = Counter("signaling_recoveries", "Connection state recoveries, by result.", ["result"])
 # Series exist from the start (a labelled counter without children is not exposed at all).
 CONNECTS.labels(OK)
-RECOVERIES.labels(OK)  # recovery (SPEC section 7) is not built yet: this stays 0
+RECOVERIES.labels(OK)
+RECOVERIES.labels("refused")  # a pid that could not resume (unknown, expired, foreign, unknown offset)
 
 
 class EventStats:
@@ -100,6 +101,11 @@ def record_event(name: object, result: str, seconds: float) -> None:
 def record_connect(result: str) -> None:
     """Count one CONNECT (``ok`` or the refusal code)."""
     CONNECTS.labels(result).inc()
+
+
+def record_recovery(result: str) -> None:
+    """Count one CONNECT that asked to resume a session (``ok`` or ``refused``)."""
+    RECOVERIES.labels(result).inc()
 
 
 class InstanceCollector(Collector):

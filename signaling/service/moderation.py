@@ -36,9 +36,8 @@ from typing import TYPE_CHECKING, Any
 from rooms import occupancy
 from rooms import services as room_services
 from rooms.serializers import room_representation
-from signaling.presence import JoinOutcome, JoinStatus, Participant
-from signaling.protocol import encode_event
-from signaling.service import events, participation, payloads
+from signaling.presence import HELD, JoinOutcome, JoinStatus, Participant
+from signaling.service import events, offsets, participation, payloads
 from signaling.service.database import run_db
 from signaling.service.errors import ErrorCode, LeaveReason, SignalingError
 from signaling.service.membership import RoomView
@@ -107,7 +106,7 @@ async def hand_over(instance: Instance, view: RoomView, replaced: list[Participa
     (``replaced``), the room `user_left` (``replaced``), the webhook receiver
     ``participant.left`` (``replaced``) with the first numbers the join reserved. The caller
     holds the room."""
-    text = encode_event(events.KICKED, payloads.kicked(view.room_id, LeaveReason.REPLACED, is_banned=False))
+    text = offsets.encode(events.KICKED, payloads.kicked(view.room_id, LeaveReason.REPLACED, is_banned=False))
     before = len(outcome.members) - 1 + len(replaced)  # the room's count before the join
     for index, old in enumerate(replaced):
         seq = outcome.seq + index if outcome.seq else 0
@@ -146,7 +145,7 @@ async def kick(
     for index, member in enumerate(removed):
         count = remaining + len(removed) - index - 1  # as if they went one by one
         instance.webhooks.kicked(room_id, member, ban_seconds, count, seq + KICK_EVENTS * index if seq else 0)
-    text = encode_event(events.KICKED, payloads.kicked(room_id, reason or DEFAULT_KICK_REASON, is_banned=is_banned))
+    text = offsets.encode(events.KICKED, payloads.kicked(room_id, reason or DEFAULT_KICK_REASON, is_banned=is_banned))
     for member in removed:
         await _evict(instance, room_id, member, text, LeaveReason.KICKED, wait=True)
     async with instance.membership.room(room_id) as view:
@@ -168,6 +167,8 @@ async def ban_lifted(instance: Instance, room_id: str, agent_id: str) -> None:
 
 async def _evict(instance: Instance, room_id: str, member: Participant, text: str, reason: str, *, wait: bool) -> None:
     """Have the instance holding ``member`` take it out of its view and send it ``text``."""
+    if member.instance_id == HELD:
+        return  # held (connection state recovery): no socket anywhere; its session cannot resume now
     if member.instance_id == instance.instance_id:
         await detach(instance, room_id, member, text, reason)
         return
@@ -243,7 +244,7 @@ async def set_muted(instance: Instance, room_id: str, client_id: str, *, is_mute
     updated = await instance.presence.set_muted(room_id, client_id, is_muted)
     if updated is None:
         return None
-    text = encode_event(events.PARTICIPANT_UPDATED, payloads.participant_updated(room_id, updated))
+    text = offsets.encode(events.PARTICIPANT_UPDATED, payloads.participant_updated(room_id, updated))
     await _updated_here(instance, room_id, updated, text)
     await instance.delivery.to_room(room_id, {"type": UPDATED, "participant": updated.dumps(), "text": text})
     return updated
@@ -268,7 +269,7 @@ async def room_updated(instance: Instance, room_id: str) -> None:
     if room is None:
         return
     count = (await instance.presence.counts([room_id])).get(room_id, 0)
-    text = encode_event(
+    text = offsets.encode(
         events.ROOM_UPDATED, payloads.room_updated(room_id, room_representation(room, participant_count=count))
     )
     await _room_updated_here(instance, room_id, text)

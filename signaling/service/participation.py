@@ -27,8 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from rooms import occupancy
 from signaling.presence import JoinStatus, LeaveOutcome, Participant
-from signaling.protocol import encode_event
-from signaling.service import events, moderation, payloads
+from signaling.service import events, moderation, offsets, payloads
 from signaling.service.errors import ErrorCode, LeaveReason, SignalingError
 from signaling.service.membership import Notice, RoomView
 
@@ -63,7 +62,7 @@ async def release(instance: Instance, view: RoomView) -> None:
 
 async def tell_joined(instance: Instance, view: RoomView, participant: Participant) -> None:
     """Tell the room, here and on every other instance, that ``participant`` joined."""
-    text = encode_event(events.USER_JOINED, payloads.user_joined(view.room_id, participant))
+    text = offsets.encode(events.USER_JOINED, payloads.user_joined(view.room_id, participant))
     view.learn_joined(participant)
     await view.deliver(text, exclude=participant.client_id, notice=Notice.JOINED, subject=participant.client_id)
     await instance.delivery.to_room(
@@ -74,7 +73,7 @@ async def tell_joined(instance: Instance, view: RoomView, participant: Participa
 async def tell_left(instance: Instance, view: RoomView, participant: Participant, reason: str) -> None:
     """Tell the room, here and on every other instance, that ``participant`` left."""
     client_id = participant.client_id
-    text = encode_event(events.USER_LEFT, payloads.user_left(view.room_id, participant, reason))
+    text = offsets.encode(events.USER_LEFT, payloads.user_left(view.room_id, participant, reason))
     view.learn_left(client_id)
     await view.deliver(text, notice=Notice.LEFT, subject=client_id)
     await instance.delivery.to_room(view.room_id, {"type": "room.left", "client": client_id, "text": text})
@@ -83,6 +82,21 @@ async def tell_left(instance: Instance, view: RoomView, participant: Participant
 def record_left(instance: Instance, room_id: str, outcome: LeaveOutcome, reason: str) -> None:
     """Queue ``participant.left`` with the number presence reserved for the leave."""
     instance.webhooks.left(room_id, outcome.participant, outcome.remaining, reason, outcome.seq)
+
+
+async def tell_unknown_members(
+    instance: Instance, view: RoomView, members: list[Participant], me: str, read_at: float
+) -> None:
+    """Members presence shows (``members``, read at ``read_at``) that the room's sockets here
+    never heard of: tell them now, all but ``me`` (the socket joining or resuming). A
+    departure learnt since the read is newer than the read: that member stays out."""
+    for member in members:
+        client_id = member.client_id
+        if client_id == me or client_id in view.members or view.departed_since(client_id, read_at):
+            continue
+        text = offsets.encode(events.USER_JOINED, payloads.user_joined(view.room_id, member))
+        view.learn_joined(member)
+        await view.deliver(text, exclude=me, notice=Notice.JOINED, subject=client_id, to_held=False)
 
 
 async def room_emptied(instance: Instance, room_id: str, version: int) -> None:
@@ -167,15 +181,7 @@ async def _join_held(
         if view.is_closed:
             raise SignalingError(ErrorCode.ROOM_CLOSED, "the room is closed")
         return None
-    # Members presence shows that the room's sockets here never heard of: tell them now.
-    # (A departure learnt since the read is newer than the read: that member stays out.)
-    for member in outcome.members:
-        client_id = member.client_id
-        if client_id == me.client_id or client_id in view.members or view.departed_since(client_id, read_at):
-            continue
-        text = encode_event(events.USER_JOINED, payloads.user_joined(room_id, member))
-        view.learn_joined(member)
-        await view.deliver(text, exclude=me.client_id, notice=Notice.JOINED, subject=client_id)
+    await tell_unknown_members(instance, view, outcome.members, me.client_id, read_at)
     previous = state.room_id
     state.room_id, state.participant = room_id, me
     if len(outcome.members) == 1:
@@ -207,7 +213,7 @@ async def _send_joined(
     ``view``, the joiner settles there (then gets what was buffered for it)."""
     others = sorted((m for m in members if m.client_id != me.client_id), key=lambda m: m.joined_at)
     reply = payloads.joined(room["id"], me, {**room, "participantCount": len(members)}, others)
-    first = payloads.joined_packets(reply, ack_id)
+    first = payloads.joined_packets(offsets.encode(events.JOINED, reply), reply, ack_id)
     if view is None:
         for text in first:
             await conn.send_sio_text(text)

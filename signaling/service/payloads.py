@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from signaling.presence import Participant
-from signaling.protocol import encode_ack, encode_ack_json, encode_event
+from signaling.protocol import encode_ack, encode_ack_json
 from signaling.service import events
 from signaling.service.errors import ErrorCode, SignalingError
 
@@ -113,9 +113,15 @@ def relayed(request: RelayRequest, *, client_id: str, agent_id: str, room_id: st
     return event, body
 
 
-def connected(client_id: str, agent_id: str, ice_servers: list[dict[str, Any]]) -> dict[str, Any]:
-    """`connected` payload; `ice_servers` is the agent's freshly minted list (SPEC section 8)."""
-    return {"clientId": client_id, "agentId": agent_id, "iceServers": ice_servers}
+def connected(
+    client_id: str, agent_id: str, ice_servers: list[dict[str, Any]], *, recovered: bool | None = None
+) -> dict[str, Any]:
+    """`connected` payload; `ice_servers` is the agent's freshly minted list (SPEC section 8);
+    ``recovered`` (only with connection state recovery on): whether the session resumed."""
+    payload: dict[str, Any] = {"clientId": client_id, "agentId": agent_id, "iceServers": ice_servers}
+    if recovered is not None:
+        payload["recovered"] = recovered
+    return payload
 
 
 def user_joined(room_id: str, participant: Participant) -> dict[str, Any]:
@@ -150,9 +156,10 @@ def joined(room_id: str, me: Participant, room: dict[str, Any], others: list[Par
     }
 
 
-def joined_packets(reply: dict[str, Any], ack_id: int | None) -> list[str]:
-    """The `joined` event, then (with an ack id) its ack `{ok: true, ...joined}`."""
-    packets = [encode_event(events.JOINED, reply)]
+def joined_packets(joined_text: str, reply: dict[str, Any], ack_id: int | None) -> list[str]:
+    """The `joined` event (``joined_text``: ``reply`` encoded), then (with an ack id) its ack
+    `{ok: true, ...joined}`."""
+    packets = [joined_text]
     if ack_id is not None:
         packets.append(encode_ack(ack_id, [{"ok": True, **reply}]))
     return packets

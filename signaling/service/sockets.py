@@ -25,7 +25,7 @@ from rooms.tokens import Identity, TokenErrorCode, TokenRejected, authenticate_t
 from signaling.consumers.connection import Connection, new_sid
 from signaling.consumers.websocket import parse_query
 from signaling.log_context import set_socket
-from signaling.presence import Participant
+from signaling.presence import HELD, Participant
 from signaling.protocol import (
     CloseReason,
     EioMessageReceived,
@@ -35,9 +35,8 @@ from signaling.protocol import (
     SioDisconnect,
     SioEventReceived,
     encode_ack,
-    encode_event,
 )
-from signaling.service import events, metrics, participation, payloads
+from signaling.service import events, metrics, offsets, participation, payloads, recovery
 from signaling.service.errors import ErrorCode, LeaveReason, SignalingError
 from signaling.service.instance import Instance, get_instance
 
@@ -58,6 +57,7 @@ class SocketState:
     identity: Identity
     room_id: str | None = None
     participant: Participant | None = None
+    pid: str | None = None  # connection state recovery session id (None: recovery off)
     rate_budget: float = 0.0
     rate_budget_at: float = 0.0
     # True once a refused event was answered `rate_limited`; the events refused after it
@@ -117,42 +117,85 @@ class SignalingApp:
             return
         instance = self.instance
         await instance.ensure_started()
+        try:
+            if await recovery.resume(
+                instance, conn, identity, event.auth, namespace=ROOT_NAMESPACE, make_state=self._resumed_state(identity)
+            ):
+                return
+        except BACKEND_FAILURES as exc:
+            logger.warning("resume failed: a backend did not answer (%s); new session", exc)
+        if conn.is_finished:
+            return
         client_id = new_sid()
+        pid = recovery.new_pid()
         state = SocketState(
             client_id,
             identity.agent_id,
             identity,
+            pid=pid,
             rate_budget=float(settings.SIGNALING.rate_limit_burst),
             rate_budget_at=time.monotonic(),
         )
         conn.state = state
-        conn.accept(ROOT_NAMESPACE, client_id)
+        recovery.track(conn)
+        conn.accept(ROOT_NAMESPACE, client_id, pid=pid)
         metrics.record_connect(metrics.OK)
         instance.sockets[client_id] = conn
-        connected = payloads.connected(client_id, identity.agent_id, ice_servers_for(identity.agent_id))
-        conn.session.send_sio_text(encode_event(events.CONNECTED, connected))
+        connected = payloads.connected(
+            client_id, identity.agent_id, ice_servers_for(identity.agent_id), recovered=False if pid else None
+        )
+        text = offsets.encode(events.CONNECTED, connected)
+        conn.session.send_sio_text(text)
+        if conn.sent is not None:
+            conn.sent.append(text)
         await instance.presence.add_connection(instance.instance_id, client_id, identity.agent_id)
         if conn.state is not state:  # the socket ended while presence answered
             await instance.presence.remove_connection(instance.instance_id, client_id)
 
+    @staticmethod
+    def _resumed_state(identity: Identity) -> recovery.StateFactory:
+        def make_state(client_id: str, room_id: str, participant: Participant, pid: str) -> SocketState:
+            return SocketState(
+                client_id,
+                identity.agent_id,
+                identity,
+                room_id=room_id,
+                participant=participant,
+                pid=pid,
+                rate_budget=float(settings.SIGNALING.rate_limit_burst),
+                rate_budget_at=time.monotonic(),
+            )
+
+        return make_state
+
     async def on_sio_disconnect(self, conn: Connection, event: SioDisconnect) -> None:
         if event.namespace == ROOT_NAMESPACE:
-            await self._drop(conn, LeaveReason.DISCONNECTED)
+            await self._drop(conn, CloseReason.CLIENT_CLOSE)
 
     async def on_close(self, conn: Connection, reason: CloseReason) -> None:
-        leave = LeaveReason.TIMEOUT if reason == CloseReason.PING_TIMEOUT else LeaveReason.DISCONNECTED
-        await self._drop(conn, leave)
+        await self._drop(conn, reason)
 
-    async def _drop(self, conn: Connection, reason: LeaveReason) -> None:
+    async def _drop(self, conn: Connection, reason: CloseReason) -> None:
+        """The socket ended: held for recovery (a lost transport, recovery on), else out of
+        its room (`user_left` with `timeout` after a ping timeout, else `disconnected`)."""
         state: SocketState | None = conn.state
         if state is None:
             return
         conn.state = None
         instance = self.instance
-        instance.sockets.pop(state.client_id, None)
-        if state.room_id is not None:
-            await participation.leave(instance, state, state.room_id, reason)
-        await instance.presence.remove_connection(instance.instance_id, state.client_id)
+        client_id = state.client_id
+        is_held = False
+        if state.room_id is not None and state.pid is not None:
+            try:
+                is_held = await recovery.hold(instance, conn, state, reason)
+            except BACKEND_FAILURES as exc:
+                logger.warning("%s could not be held: a backend did not answer (%s)", client_id, exc)
+        if instance.sockets.get(client_id) is conn:
+            del instance.sockets[client_id]
+        if state.room_id is not None and not is_held:
+            leave = LeaveReason.TIMEOUT if reason == CloseReason.PING_TIMEOUT else LeaveReason.DISCONNECTED
+            await participation.leave(instance, state, state.room_id, leave)
+        await instance.presence.remove_connection(instance.instance_id, client_id)
 
     async def on_ack(self, conn: Connection, event: SioAckReceived) -> None:
         logger.debug("unexpected ack %s from %s", event.ack_id, conn.eio_sid)
@@ -222,7 +265,7 @@ class SignalingApp:
         if event.ack_id is not None:
             await conn.send_sio_text(encode_ack(event.ack_id, [exc.ack_payload()]))
         else:
-            await conn.send_sio_text(encode_event(events.ERROR, exc.event_payload(str(event.event))))
+            await conn.send_sio_text(offsets.encode(events.ERROR, exc.event_payload(str(event.event))))
 
     async def _relay(
         self, conn: Connection, state: SocketState, request: payloads.RelayRequest, ack_id: int | None
@@ -243,7 +286,7 @@ class SignalingApp:
                 raise SignalingError(ErrorCode.TARGET_NOT_FOUND, "no such clientId in this room")
         name, body = payloads.relayed(request, client_id=state.client_id, agent_id=state.agent_id, room_id=room_id)
         try:
-            text = encode_event(name, body)
+            text = offsets.encode(name, body)
         except LocalProtocolError as exc:
             # Binary attachments (the relay path is text only), or a number JSON cannot
             # carry (an integer past 4300 digits or 1e400 reads as Infinity).
@@ -256,9 +299,12 @@ class SignalingApp:
                 room_id, {"type": "room.broadcast", "text": text, "exclude": state.client_id}
             )
         elif not await view.deliver_to(target.client_id, text):
-            await instance.delivery.to_instance(
-                target.instance_id, {"type": "peer.relay", "to": target.client_id, "text": text}
-            )
+            if target.instance_id == HELD:  # held, and this view has not heard of it yet
+                await instance.keeper.keep_or_forward(target.client_id, text)
+            else:
+                await instance.delivery.to_instance(
+                    target.instance_id, {"type": "peer.relay", "to": target.client_id, "text": text}
+                )
         if ack_id is not None:
             await conn.send_sio_text(payloads.ok_ack(ack_id))
 

@@ -7,7 +7,8 @@ no lifespan events) run every heartbeat/4, liveness and reaping in one, the rest
 - liveness: refresh this instance's key (TTL 1.5 x heartbeat), so a peer reaps a dead
   instance within 1.75 x heartbeat < 2 x heartbeat (SPEC section 5);
 - reaping: the members of instances whose key expired are dropped, and their rooms told;
-- rooms (every second): close rooms whose maxDuration or empty timeout passed;
+- rooms (every second): end held sessions whose recovery window passed (their rooms hear
+  `user_left`), close rooms whose maxDuration or empty timeout passed;
 - reconciliation (every heartbeat, at least 1 s apart, and at once when this instance finds
   itself unregistered: reaped while alive, or Redis restarted): presence is made to hold
   exactly this instance's live sockets and memberships, the room subscriptions are renewed,
@@ -26,8 +27,7 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import RedisError
 
 from signaling.presence import JoinStatus
-from signaling.protocol import encode_event
-from signaling.service import events, payloads
+from signaling.service import events, offsets, payloads, recovery
 from signaling.service.closing import close_due_rooms
 from signaling.service.errors import LeaveReason
 from signaling.service.membership import Notice
@@ -113,6 +113,7 @@ class Sweeper:
         if force or now >= self._next_room_sweep:
             self._next_room_sweep = now + ROOM_SWEEP_PERIOD_S
             await instance.occupancy.retry()
+            await recovery.expire(instance)
             await close_due_rooms(instance)
         if force or self._is_reassert_due or now >= self._next_reconcile:
             self._is_reassert_due = False
@@ -163,18 +164,21 @@ class Sweeper:
                 outcome = await instance.presence.join(room_id, participant, RESTORE_CAP)
                 if outcome.status in (JoinStatus.JOINED, JoinStatus.ALREADY):
                     present[client_id] = participant
-                    text = encode_event(events.USER_JOINED, payloads.user_joined(room_id, participant))
+                    text = offsets.encode(events.USER_JOINED, payloads.user_joined(room_id, participant))
                     await instance.delivery.to_room(
                         room_id, {"type": "room.joined", "participant": participant.dumps(), "text": text}
                     )
             for client_id, member in present.items():
-                if client_id in view.members or view.departed_since(client_id, read_at):
+                known = view.members.get(client_id)
+                if known is not None and known.instance_id != member.instance_id:
+                    view.learn_moved(member)  # held, or resumed elsewhere (its message was missed)
+                if known is not None or view.departed_since(client_id, read_at):
                     continue
                 if member.instance_id == instance.instance_id and client_id not in view.local:
                     continue  # a ghost of this instance: removed below, never announced
                 view.learn_joined(member)
-                text = encode_event(events.USER_JOINED, payloads.user_joined(room_id, member))
-                await view.deliver(text, notice=Notice.JOINED, subject=client_id)
+                text = offsets.encode(events.USER_JOINED, payloads.user_joined(room_id, member))
+                await view.deliver(text, notice=Notice.JOINED, subject=client_id, to_held=False)
             for client_id, member in list(view.members.items()):
                 if client_id in present or not view.known_before(client_id, read_at):
                     view.unsuspect(client_id)
@@ -184,5 +188,5 @@ class Sweeper:
                     # told only when still missing on the next pass.
                     continue
                 view.learn_left(client_id)
-                text = encode_event(events.USER_LEFT, payloads.user_left(room_id, member, LeaveReason.DISCONNECTED))
-                await view.deliver(text, notice=Notice.LEFT, subject=client_id)
+                text = offsets.encode(events.USER_LEFT, payloads.user_left(room_id, member, LeaveReason.DISCONNECTED))
+                await view.deliver(text, notice=Notice.LEFT, subject=client_id, to_held=False)

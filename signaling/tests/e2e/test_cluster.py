@@ -69,6 +69,11 @@ def entry(client: SioClient) -> dict[str, Any]:
     return {"clientId": client.client_id, "agentId": client.agent_id, "joinedAt": ANY_ISO_UTC, "muted": False}
 
 
+def listed(client: SioClient) -> dict[str, Any]:
+    """The REST listing of a present member (SPEC section 7: ``connected``)."""
+    return {**entry(client), "connected": True}
+
+
 def announced(client: SioClient, room_id: str) -> dict[str, Any]:
     return {"roomId": room_id, "clientId": client.client_id, "agentId": client.agent_id, "muted": False}
 
@@ -241,7 +246,7 @@ async def test_room_detail_lists_participants_cluster_wide(cluster: tuple[LiveSe
     # when
     on_a, on_b = await a.aget(f"/api/rooms/{room['id']}"), await b.aget(f"/api/rooms/{room['id']}")
     # then
-    expected = (200, {**room, "participantCount": 2, "participants": [entry(alice), entry(bob)]})
+    expected = (200, {**room, "participantCount": 2, "participants": [listed(alice), listed(bob)]})
     assert on_a == expected
     assert on_b == expected
 
@@ -295,6 +300,6 @@ async def test_killed_instance_participants_are_reported_left_and_dropped_from_s
     assert await poll_until(dropped) is not None
     assert await a.aget(f"/api/rooms/{room['id']}") == (
         200,
-        {**room, "participantCount": 1, "participants": [entry(alice)]},
+        {**room, "participantCount": 1, "participants": [listed(alice)]},
     )
     assert await alice.call("offer", {"sdp": "v=0"}) == {"ok": True}

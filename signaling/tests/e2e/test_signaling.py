@@ -67,6 +67,11 @@ def agent_in_room(sio_client: Callable[[], SioClient]) -> Callable[..., Any]:
     return make
 
 
+def listed(client: SioClient, *, muted: bool = False) -> dict[str, Any]:
+    """The REST listing of a present member (SPEC section 7: ``connected``)."""
+    return {**entry(client, muted=muted), "connected": True}
+
+
 def entry(client: SioClient, *, muted: bool = False) -> dict[str, Any]:
     """The participant entry of ``client`` in `joined.participants` / REST."""
     return {"clientId": client.client_id, "agentId": client.agent_id, "joinedAt": ANY_ISO_UTC, "muted": muted}
@@ -216,7 +221,7 @@ async def test_joining_another_room_leaves_the_first(server: LiveServer, agent_i
     assert await alice.next("user_left") == left(bob, first["id"], "left")
     assert await carol.next("user_joined") == announced(bob, second["id"])
     detail = await server.aget(f"/api/rooms/{first['id']}")
-    assert detail == (200, {**first, "participantCount": 1, "participants": [entry(alice)]})
+    assert detail == (200, {**first, "participantCount": 1, "participants": [listed(alice)]})
 
 
 async def test_leave_room_tells_the_others_left(server: LiveServer, agent_in_room: Any) -> None:
@@ -443,7 +448,7 @@ async def test_join_beyond_max_participants_is_room_full(
     assert await carol.receive_nothing("joined")
     assert await server.aget(f"/api/rooms/{room['id']}") == (
         200,
-        {**room, "participantCount": 2, "participants": [entry(alice), entry(bob)]},
+        {**room, "participantCount": 2, "participants": [listed(alice), listed(bob)]},
     )
 
 
@@ -585,7 +590,7 @@ async def test_occupied_room_outlives_room_timeout_and_expires_after_last_leave(
 
     detail = await poll_until(closed, timeout=8)
     # then
-    assert still_open == (200, {**room, "participantCount": 1, "participants": [entry(alice)]})
+    assert still_open == (200, {**room, "participantCount": 1, "participants": [listed(alice)]})
     assert detail == {
         **room,
         "participantCount": 0,
@@ -610,8 +615,8 @@ async def test_room_detail_lists_live_participants(server: LiveServer, agent_in_
     await bob.call("leave_room", {})
     with_alice = await server.aget(f"/api/rooms/{room['id']}")
     # then
-    assert with_both == (200, {**room, "participantCount": 2, "participants": [entry(alice), entry(bob)]})
-    assert with_alice == (200, {**room, "participantCount": 1, "participants": [entry(alice)]})
+    assert with_both == (200, {**room, "participantCount": 2, "participants": [listed(alice), listed(bob)]})
+    assert with_alice == (200, {**room, "participantCount": 1, "participants": [listed(alice)]})
 
 
 async def test_stats_count_connections_participants_and_active_rooms(live_servers: Any, agent_in_room: Any) -> None:
@@ -682,5 +687,5 @@ async def test_members_leaving_together_are_all_announced_and_stop_counting(
         assert await poll_until(settled) is not None, (await server.aget("/api/stats"))[1]
     assert await server.aget(f"/api/rooms/{room['id']}") == (
         200,
-        {**room, "participantCount": 1, "participants": [entry(watcher)]},
+        {**room, "participantCount": 1, "participants": [listed(watcher)]},
     )

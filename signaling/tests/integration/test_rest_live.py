@@ -37,7 +37,13 @@ async def call_api(client: APIClient, method: str, path: str, **kwargs: Any) -> 
 
 
 def participant(client: WsClient) -> dict[str, Any]:
-    return {"clientId": client.client_id, "agentId": client.agent_id, "joinedAt": ANY_JOINED_AT, "muted": False}
+    return {
+        "clientId": client.client_id,
+        "agentId": client.agent_id,
+        "joinedAt": ANY_JOINED_AT,
+        "muted": False,
+        "connected": True,
+    }
 
 
 async def test_room_detail_lists_sockets_joined_live(signaling: Harness, open_room: Any, api_client: APIClient) -> None:

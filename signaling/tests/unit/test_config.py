@@ -61,6 +61,8 @@ def test_every_variable_has_its_spec_default() -> None:
         ("PORT", "9000", "port", 9000),
         ("HEARTBEAT_INTERVAL", "250", "heartbeat_interval_ms", 250),
         ("HEARTBEAT_TIMEOUT", "1000", "heartbeat_timeout_ms", 1000),
+        ("RECOVERY_WINDOW", "120000", "recovery_window_ms", 120000),
+        ("RECOVERY_WINDOW", "0", "recovery_window_ms", 0),
         ("ROOM_TIMEOUT", "60000", "room_timeout_ms", 60000),
         ("MAX_PARTICIPANTS", "3", "max_participants", 3),
         (
@@ -154,6 +156,11 @@ BAD_VALUES = [
         "JWT_LEEWAY",
         "-1",
         "JWT_LEEWAY must be a non-negative integer of seconds, got '-1'",
+    ),
+    (
+        "RECOVERY_WINDOW",
+        "-5",
+        "RECOVERY_WINDOW must be a non-negative integer of milliseconds, got '-5'",
     ),
     (
         "JOIN_TOKEN_TTL",

@@ -1389,3 +1389,15 @@ def test_upgrade_moves_the_queue_and_its_size_to_the_websocket() -> None:
 def test_config_refuses_a_non_positive_bound() -> None:
     with pytest.raises(LocalProtocolError):
         SessionConfig(max_buffered_bytes=0)
+
+
+def test_accept_with_a_pid_answers_sid_and_pid_for_connection_state_recovery() -> None:
+    # given
+    session = ws_session()
+    assert session.receive_ws('40{"token":"t","pid":"p-1","offset":"o-9"}', now=0.1) == [
+        SioConnect("/", {"token": "t", "pid": "p-1", "offset": "o-9"})
+    ]
+    # when
+    session.accept_namespace("/", "client-1", pid="p-1")
+    # then
+    assert session.outgoing_ws() == ['40{"sid":"client-1","pid":"p-1"}']

@@ -1,0 +1,67 @@
+"""``recovery.hand_over_all`` (for the drain) and the end of a recovery window, in process
+(the real ASGI application, the memory presence store)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from rooms.tokens import mint_agent_token
+from signaling.presence import HELD
+from signaling.service import recovery
+from signaling.service.instance import get_instance
+from signaling.tests.integration.fixtures import Harness
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def joined_raw(signaling: Harness, agent_id: str, room_id: str) -> str:
+    """A websocket session in ``room_id`` (frames read by hand: events carry offsets); its id."""
+    client = await signaling.ws()
+    await client.send("40" + json.dumps({"token": mint_agent_token(agent_id)}))
+    accepted = json.loads(str(await client.frame())[2:])
+    await client.send("421" + json.dumps(["join_room", {"roomId": room_id}]))
+    while not str(await client.frame()).startswith("431"):
+        pass
+    return str(accepted["sid"])
+
+
+async def test_hand_over_all_holds_every_member_and_the_window_end_removes_them(
+    signaling: Harness, open_room: Any, signaling_config: Any
+) -> None:
+    # given
+    signaling_config(recovery_window_ms=300)
+    room = await open_room()
+    ids = {await joined_raw(signaling, agent, room.id) for agent in ("agent-alice", "agent-bob")}
+    instance = get_instance()
+    # when
+    closed = await recovery.hand_over_all(instance)
+    # then: both held, in the room, no connection left
+    assert closed == 2
+    members = await instance.presence.members(room.id)
+    assert {m.client_id: m.instance_id for m in members} == dict.fromkeys(ids, HELD)
+    stats = await instance.presence.stats()
+    assert (stats.connections, stats.participants) == (0, 2)
+    assert instance.sockets == {}
+    # and when the window has ended, the sweep removes them
+    await asyncio.sleep(0.4)
+    assert await recovery.expire(instance) == 2
+    assert await instance.presence.members(room.id) == []
+
+
+async def test_hand_over_all_without_recovery_takes_members_out(
+    signaling: Harness, open_room: Any, signaling_config: Any
+) -> None:
+    # given
+    signaling_config(recovery_window_ms=0)
+    room = await open_room()
+    await joined_raw(signaling, "agent-alice", room.id)
+    instance = get_instance()
+    # when
+    closed = await recovery.hand_over_all(instance)
+    # then
+    assert closed == 1
+    assert await instance.presence.members(room.id) == []
