@@ -75,6 +75,8 @@ class Config:
     turn_ttl_s: int = 86400
     webhook_url: str | None = None
     webhook_secret: str | None = None
+    drain_timeout_ms: int = 30000
+    overload_lag_ms: int = 500
 
     @property
     def cors_allow_all(self) -> bool:
@@ -182,6 +184,10 @@ def load_config(environ: Mapping[str, str], *, data_dir: Path | None = None) -> 
         log_format=_log_format(env),
         **_ice(env),
         **_webhooks(env),
+        # SPEC section 7: after SIGTERM, the longest wait for the last socket to go (0: none).
+        drain_timeout_ms=_int(env, "DRAIN_TIMEOUT", 30000, minimum=0, unit=" of milliseconds"),
+        # docs/protocol.md "Past capacity": event-loop lag that refuses new sessions (0: off).
+        overload_lag_ms=_int(env, "OVERLOAD_LAG", 500, minimum=0, unit=" of milliseconds"),
     )
 
 

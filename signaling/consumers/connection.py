@@ -94,6 +94,10 @@ class Connection:
 
     registry: dict[str, Connection] = {}
     _warned_peers: set[str] = set()
+    # What a drain waits for besides the registry: sessions whose close is still running (the
+    # app's on_close), and accepted websockets the ASGI server has not yet reported gone.
+    _closing_count = 0
+    _open_websockets = 0
 
     def __init__(
         self,
@@ -109,6 +113,7 @@ class Connection:
         self.eio_sid = new_sid()
         self.session = EngineSession(self.eio_sid, config, now=time.monotonic(), transport=transport, socketio=socketio)
         self.ws_send: WsSend | None = None
+        self.probe_send: WsSend | None = None  # the upgrade probe's websocket, until it carries the session
         self.poll_ready = asyncio.Event()
         self.state: Any = None  # owned by the app (the signaling service's SocketState)
         self.namespaces: dict[str, str] = {}  # namespace -> Socket.IO client id
@@ -236,6 +241,13 @@ class Connection:
         if self._closed:
             return
         self._closed = True
+        Connection._closing_count += 1
+        try:
+            await self._teardown(event)
+        finally:
+            Connection._closing_count -= 1
+
+    async def _teardown(self, event: SessionClosed) -> None:
         Connection.registry.pop(self.eio_sid, None)
         if self._timer is not None:
             self._timer.cancel()
@@ -249,7 +261,28 @@ class Connection:
                 await close_websocket(self.ws_send, code)
             except Exception:  # the socket may already be gone; nothing left to tell it
                 logger.debug("close of session %s websocket failed", self.eio_sid)
+        probe_send, self.probe_send = self.probe_send, None
+        if probe_send is not None:  # a probe left open would outlive its session
+            try:
+                await close_websocket(probe_send, WS_CLOSE_NORMAL)
+            except Exception:  # the probe may already be gone
+                logger.debug("close of session %s probe websocket failed", self.eio_sid)
         await self.app.on_close(self, event.reason)
+
+    @classmethod
+    def websocket_opened(cls) -> None:
+        """An accepted websocket (new session or probe) is open: the process holds it."""
+        cls._open_websockets += 1
+
+    @classmethod
+    def websocket_gone(cls) -> None:
+        """The ASGI server reported an accepted websocket closed."""
+        cls._open_websockets -= 1
+
+    @classmethod
+    def held(cls) -> tuple[int, int]:
+        """What this process still holds: (sessions live or closing, accepted websockets open)."""
+        return len(cls.registry) + cls._closing_count, cls._open_websockets
 
     @property
     def is_finished(self) -> bool:

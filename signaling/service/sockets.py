@@ -137,6 +137,8 @@ class SignalingApp:
             await self._drop(conn, LeaveReason.DISCONNECTED)
 
     async def on_close(self, conn: Connection, reason: CloseReason) -> None:
+        # A lost transport: TRANSPORT_CLOSE/ERROR, PING_TIMEOUT, and SERVER_SHUTTING_DOWN (a
+        # draining instance closed it, signaling.lifecycle): the client reconnects by itself.
         leave = LeaveReason.TIMEOUT if reason == CloseReason.PING_TIMEOUT else LeaveReason.DISCONNECTED
         await self._drop(conn, leave)
 
