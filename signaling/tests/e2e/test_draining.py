@@ -349,4 +349,3 @@ async def test_sigterm_with_no_socket_exits_0(live_servers: Any, server_kind: st
     # then it holds no socket and exits 0
     assert await exit_status(server) == 0
     assert "drain: no socket left" in server.stderr_text()
-
