@@ -608,13 +608,14 @@ async def _connect_batch(port: int, tokens: list[str]) -> list[EioClient | None]
 
 
 async def scenario_overload(cluster: Cluster, secret: str, quick: bool) -> dict[str, Any]:
-    """Clients in rooms of 2, each sending 10 offers/s to its peer (issue 11's load), added in
-    steps past the server's capacity: per step, how many new sessions were accepted or refused,
-    what ``/readyz`` said, and the established clients' relay latency and loss."""
+    """Clients in rooms of 2, each sending 10 offers/s to its peer (issue 11's load), with new
+    clients arriving in steps past the server's capacity *while* the established ones send:
+    per step, how many new sessions were accepted or refused, what ``/readyz`` said, and the
+    established clients' relay latency and loss."""
     server = cluster.servers[0]
     targets = [200, 500, 1000, 1500] if quick else [250, 500, 1000, 1500, 2000, 3000]
     per_client_rate = 10
-    duration_s = 4.0
+    duration_s = 6.0
     owner = mint_token(secret, "bench-owner-overload")
     receiver = Receiver()
     on_event = receiver.handler()
@@ -623,10 +624,40 @@ async def scenario_overload(cluster: Cluster, secret: str, quick: bool) -> dict[
     steps: list[dict[str, Any]] = []
     try:
         for n, target in enumerate(targets, start=1):
+            receiver.reset(n)
+            offered = per_client_rate * len(sends)
+            traffic = asyncio.ensure_future(drive(sends, offered, duration_s, n)) if sends else None
+            await asyncio.sleep(duration_s / 3)  # the established clients load the loop first
+            readyz_before = await _readyz_status(server.base_url)
             wanted = max(0, target - len(accepted))
             tokens = [mint_token(secret, f"bench-over-{n}-{i}") for i in range(wanted)]
             fresh = [c for c in await _connect_batch(server.port, tokens) if c is not None]
             refused = wanted - len(fresh)
+            readyz_after = await _readyz_status(server.base_url)
+            sent, elapsed = await traffic if traffic is not None else (0, 0.0)
+            await _drain(receiver, sent, DRAIN_TIMEOUT_S)
+            stats = percentiles_ms(receiver.samples)
+            step = {
+                "clients_sending": len(sends),
+                "offered_per_s": offered,
+                "achieved_per_s": round(sent / elapsed, 1) if elapsed else 0.0,
+                "sent": sent,
+                "lost_after_5s": sent - receiver.received,
+                **stats,
+                "new_wanted": wanted,
+                "new_accepted": len(fresh),
+                "new_refused": refused,
+                "readyz_before_connects": readyz_before,
+                "readyz_after_connects": readyz_after,
+            }
+            steps.append(step)
+            print(
+                f"    {len(sends)} clients {offered}/s p50 {stats['p50_ms']} p99 {stats['p99_ms']} ms "
+                f"lost {step['lost_after_5s']}; new: {len(fresh)} accepted, {refused} refused; "
+                f"readyz {readyz_before} / {readyz_after}",
+                flush=True,
+            )
+            await _settle(receiver, SETTLE_TIMEOUT_S)
             if len(fresh) % 2:
                 fresh.pop().close()
             room_ids = await create_rooms(server.base_url, owner, len(fresh) // 2, 2) if fresh else []
@@ -634,39 +665,10 @@ async def scenario_overload(cluster: Cluster, secret: str, quick: bool) -> dict[
                 pair = fresh[2 * r : 2 * r + 2]
                 await asyncio.gather(*(c.call("join_room", {"roomId": room_id}, timeout=30) for c in pair))
                 for m, client in enumerate(pair):
-                    target_id = pair[1 - m].client_id
-                    head = b'42["offer",{"to":"%s","sdp":"T@' % target_id.encode()
+                    head = b'42["offer",{"to":"%s","sdp":"T@' % pair[1 - m].client_id.encode()
                     sends.append((client, head, b"|" + SDP_TAIL + b'"}]'))
                     client.on_event = on_event
             accepted.extend(fresh)
-            readyz_before = await _readyz_status(server.base_url)
-            receiver.reset(n)
-            sent, elapsed = await drive(sends, per_client_rate * len(sends), duration_s, n)
-            readyz_during = await _readyz_status(server.base_url)
-            await _drain(receiver, sent, DRAIN_TIMEOUT_S)
-            stats = percentiles_ms(receiver.samples)
-            step = {
-                "clients_wanted": target,
-                "new_accepted": len(fresh),
-                "new_refused": refused,
-                "clients": len(sends),
-                "readyz_after_connects": readyz_before,
-                "readyz_under_load": readyz_during,
-                "offered_per_s": per_client_rate * len(sends),
-                "sent": sent,
-                "achieved_per_s": round(sent / elapsed, 1) if elapsed else 0.0,
-                "lost_after_5s": sent - receiver.received,
-                **stats,
-            }
-            steps.append(step)
-            print(
-                f"    want {target}: +{len(fresh)} accepted, {refused} refused; {len(sends)} clients "
-                f"{step['offered_per_s']}/s p50 {stats['p50_ms']} p99 {stats['p99_ms']} ms "
-                f"lost {step['lost_after_5s']} "
-                f"readyz {readyz_before} / {readyz_during}",
-                flush=True,
-            )
-            await _settle(receiver, SETTLE_TIMEOUT_S)
     finally:
         close_all(accepted)
     return {"per_client_rate": per_client_rate, "duration_s": duration_s, "steps": steps}
