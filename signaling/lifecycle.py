@@ -158,7 +158,8 @@ class Drainer:
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         # A signal handler runs between two bytecodes of whatever the loop was doing: only
         # schedule the work, as asyncio's own signal handling does.
-        self._loop.call_soon_threadsafe(self._signalled, signum)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the process is exiting already
+            self._loop.call_soon_threadsafe(self._signalled, signum)
 
     def _signalled(self, signum: int) -> None:
         if signum == signal.SIGTERM and self._admission.start_draining():
