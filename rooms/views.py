@@ -331,7 +331,7 @@ class ReadyView(APIView):
     )
     def get(self, request: Request) -> Response:
         """200 ``{"status": "ready"}``; 503 ``{status, detail, code}`` with ``draining`` or
-        ``overloaded`` while new sessions are refused (SPEC section 7); else 503
+        ``overloaded`` while new sessions are refused (draining after SIGTERM, or past capacity); else 503
         ``{detail, code: "not_ready", checks}`` when a dependency does not answer."""
         refusal = lifecycle.admission().refusal(time.monotonic())
         if refusal is not None:
