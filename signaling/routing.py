@@ -18,6 +18,7 @@ from django.urls import re_path
 from signaling import lifecycle
 from signaling.consumers.polling import EnginePollingConsumer
 from signaling.consumers.websocket import EngineWebsocketConsumer, refuse_websocket
+from signaling.header_limits import HeaderLimit
 from signaling.protocol import SessionConfig
 from signaling.service.instance import get_instance
 from signaling.service.sockets import SignalingApp
@@ -36,6 +37,7 @@ def session_config() -> SessionConfig:
         ping_timeout_ms=cfg.heartbeat_timeout_ms,
         max_payload_bytes=cfg.max_payload_bytes,
         connect_timeout_ms=CONNECT_TIMEOUT_MS,
+        max_buffered_bytes=cfg.max_buffered_bytes,
     )
 
 
@@ -78,4 +80,4 @@ def build_application(django_application: Any) -> Any:
     http = URLRouter([re_path(SOCKET_IO_PATH, polling), re_path(r"", django_application)])
     # Any other websocket path is refused (HTTP 403), not left to the router to raise on.
     websockets = URLRouter([re_path(SOCKET_IO_PATH, websocket), re_path(r"", refuse_websocket)])
-    return StartHub(ProtocolTypeRouter({"http": http, "websocket": websockets}))
+    return HeaderLimit(StartHub(ProtocolTypeRouter({"http": http, "websocket": websockets})))

@@ -93,7 +93,7 @@ class EngineWebsocketConsumer(AsyncConsumer):
                 self.app, self.session_config, Transport.WEBSOCKET, self.scope, socketio=self.socketio
             )
             await self._accept()
-            self.conn.ws_send = self.send
+            self.conn.attach_websocket(self.send, self.base_send)
             await self.conn.flush()
             return
         conn = Connection.registry.get(sid)
@@ -150,7 +150,7 @@ class EngineWebsocketConsumer(AsyncConsumer):
         if conn.session.transport is Transport.WEBSOCKET:
             self.is_probe = False
             conn.probe_send = None
-            conn.ws_send = self.send
+            conn.attach_websocket(self.send, self.base_send)
         await conn.handle(events)
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
@@ -165,7 +165,7 @@ class EngineWebsocketConsumer(AsyncConsumer):
                 conn.session.abort_upgrade()
                 await conn.flush()
             elif conn.ws_send == self.send:
-                conn.ws_send = None
+                conn.detach_websocket()
                 try:
                     await conn.transport_closed()
                 except Exception:

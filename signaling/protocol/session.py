@@ -17,11 +17,18 @@ Peer errors never raise out of ``receive_*``: the session closes and the returne
 with ``SessionClosed(PARSE_ERROR, error=exc)``; ``exc.ws_close_code`` / ``exc.http_status``
 say how to answer. ``LocalProtocolError`` means the adapter or the app misused the session.
 Outbound calls on a closed session are silently dropped: relays racing a close are normal.
+
+Outgoing bound (a client that does not read): the session counts the bytes of its own queue
+plus what the adapter reports still waiting in the server's write buffer
+(``note_transport_backlog``); past ``max_buffered_bytes`` it drops its queue and closes as a
+lost transport (``TRANSPORT_ERROR``, ``SessionClosed.buffered_bytes`` set). The close is
+reported by the adapter's next ``close()`` call (check ``is_closed`` after queueing).
 """
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Any, TypeAlias, cast
@@ -148,9 +155,18 @@ class SessionConfig:
     # socket.io's connectTimeout: a Socket.IO session that has connected no namespace by
     # then is closed (server close); bare Engine.IO sessions have no such deadline.
     connect_timeout_ms: int = 45000
+    # Bytes that may wait for one client (queued here plus the server's write buffer) before
+    # the session is closed as too slow a reader: twice maxPayload (see docs/protocol.md).
+    max_buffered_bytes: int = 2_000_000
 
     def __post_init__(self) -> None:
-        for name in ("ping_interval_ms", "ping_timeout_ms", "max_payload_bytes", "connect_timeout_ms"):
+        for name in (
+            "ping_interval_ms",
+            "ping_timeout_ms",
+            "max_payload_bytes",
+            "connect_timeout_ms",
+            "max_buffered_bytes",
+        ):
             value = getattr(self, name)
             if type(value) is not int or value <= 0:
                 raise LocalProtocolError(f"SessionConfig.{name} must be a positive int")
@@ -206,10 +222,13 @@ class UpgradeCompleted:
 
 @dataclass(frozen=True, slots=True)
 class SessionClosed:
-    """The session is over; reported exactly once. ``error`` is set for peer errors."""
+    """The session is over; reported exactly once. ``error`` is set for peer errors;
+    ``buffered_bytes`` when the client stopped reading: that many bytes waited for it, over
+    ``max_buffered_bytes`` (reason ``TRANSPORT_ERROR``: a lost transport, not a peer error)."""
 
     reason: CloseReason
     error: RemoteProtocolError | None = None
+    buffered_bytes: int | None = None
 
 
 Event: TypeAlias = (
@@ -244,6 +263,22 @@ _ROOT = "/"
 # polling GET is answered with a NOOP every 100 ms, so a GET the client sent after the probe's
 # NOOP cannot hold its upgrade packet until the next PING.
 UPGRADE_NOOP_INTERVAL_S = 0.1
+# How many packets of a polling POST are decoded per slice (``polling_post_slices``): the
+# adapter hands each slice's events to the app and yields to its event loop in between, so
+# one POST of many tiny packets cannot hold the loop (issue 11).
+POLLING_SLICE_PACKETS = 64
+# A namespace name longer than this is refused as a protocol error (the session closes):
+# socket.io has no bound, but a refused CONNECT echoes the name back, and nothing a real
+# client sends comes close (namespaces are short paths such as "/admin").
+MAX_NAMESPACE_CHARS = 256
+# Refused CONNECTs (CONNECT_ERROR sent) a session may make before it is closed: a client
+# retrying the wrong namespace a few times is a bug, thousands is an attack.
+MAX_REFUSED_NAMESPACES = 16
+
+
+def _item_size(item: str | bytes) -> int:
+    """Bytes of one queued wire item (a text packet's UTF-8 length, a binary one's length)."""
+    return utf8_length(item) if type(item) is str else len(item)
 
 
 def _oversize(size_hint: int, limit: int) -> RemoteProtocolError:
@@ -266,6 +301,7 @@ class EngineSession:
     """
 
     __slots__ = (
+        "_backlog_bytes",
         "_close_event",
         "_close_reported",
         "_config",
@@ -275,16 +311,20 @@ class EngineSession:
         "_is_poll_pending",
         "_is_poll_release_due",
         "_is_posting",
+        "_is_probed",
         "_is_root_connected",
         "_last_ping_at",
+        "_max_buffered_bytes",
         "_max_payload_bytes",
         "_namespaces",
         "_next_ping_at",
         "_out",
+        "_out_bytes",
         "_ping_interval_s",
         "_ping_timeout_s",
         "_pong_deadline",
         "_probe_out",
+        "_refused_namespaces",
         "_sid",
         "_socketio",
         "_state",
@@ -314,6 +354,8 @@ class EngineSession:
         self._is_root_connected = False
         self._is_poll_pending = False
         self._max_payload_bytes = config.max_payload_bytes
+        self._max_buffered_bytes = config.max_buffered_bytes
+        self._backlog_bytes = 0  # reported by the adapter: bytes in the server's write buffer
         self._ping_interval_s = config.ping_interval_ms / 1000
         self._ping_timeout_s = config.ping_timeout_ms / 1000
         self._next_ping_at: float | None = now + self._ping_interval_s
@@ -322,13 +364,17 @@ class EngineSession:
         self._probe_out: list[str | bytes] = []
         self._upgrade_noop_at: float | None = None
         self._is_posting = False
+        self._is_probed = False
+        self._refused_namespaces = 0
         self._connect_deadline: float | None = now + config.connect_timeout_ms / 1000 if socketio else None
         self._is_poll_release_due = False
         upgrades = [Transport.WEBSOCKET.value] if transport is Transport.POLLING and config.upgrades_enabled else []
         # Wire items, in order: a str is one Engine.IO text packet (type digit first), a
         # bytes is one binary MESSAGE. The same list is the polling buffer before the upgrade
         # and the WebSocket buffer after it, so buffered packets "move" for free.
-        self._out: list[str | bytes] = [
+        self._out: list[str | bytes] = []
+        self._out_bytes = 0  # UTF-8 bytes of the text items plus the binary items' lengths
+        self._push(
             str(EioPacketType.OPEN.value)
             + open_packet_data(
                 sid,
@@ -337,7 +383,7 @@ class EngineSession:
                 ping_timeout_ms=config.ping_timeout_ms,
                 max_payload_bytes=config.max_payload_bytes,
             )
-        ]
+        )
 
     # -- properties --------------------------------------------------------------------
 
@@ -407,10 +453,15 @@ class EngineSession:
             Body over maxPayload: 413, PARSE_ERROR (SPEC section 3).
 
         Raises:
-            RemoteProtocolError: (HTTP 400) the session is already closed.
+            RemoteProtocolError: (HTTP 400) the session is already closed, or upgraded to
+                websocket: then the session goes on untouched (engine.io answers such a
+                request 400 "Bad request", TRANSPORT_MISMATCH), so whoever learns a sid
+                cannot end the session with a POST.
         """
         if self._is_closed:
             raise RemoteProtocolError("polling POST for a closed session")
+        if self._transport is not Transport.POLLING:
+            raise RemoteProtocolError("polling POST on a session upgraded to websocket")
         if self._is_posting:
             error = RemoteProtocolError("overlapping polling POST requests")
             return [self._close(CloseReason.TRANSPORT_ERROR, error, polling_packet=_CLOSE)]
@@ -429,10 +480,26 @@ class EngineSession:
         Events of the packets before an invalid one are kept; the list then ends with
         ``SessionClosed(PARSE_ERROR, error)``: answer that POST with ``error.http_status``
         (413 when the body exceeds maxPayload, else 400). Otherwise answer ``ok``.
+        The whole body at once: ``polling_post_slices`` is the same in slices.
+        """
+        events: list[Event] = []
+        for chunk in self.polling_post_slices(body, now=now, packets_per_slice=len(body) + 1):
+            events.extend(chunk)
+        return events
+
+    def polling_post_slices(
+        self, body: str, *, now: float, packets_per_slice: int = POLLING_SLICE_PACKETS
+    ) -> Iterator[list[Event]]:
+        """``receive_polling_post`` in slices: yields the events of at most
+        ``packets_per_slice`` packets at a time (an empty list for a slice without events).
+
+        The adapter handles each slice before asking for the next, and may stop early (close
+        the iterator): the packets not decoded yet are dropped unread, and a binary packet
+        still waiting for its attachments is dropped with them. The last slice after a peer
+        error ends with ``SessionClosed(PARSE_ERROR, error)``, as ``receive_polling_post``.
         """
         if self._is_closed:
-            return []
-        events: list[Event] = []
+            return
         try:
             if self._transport is not Transport.POLLING:
                 raise RemoteProtocolError("polling POST on a session upgraded to websocket")
@@ -440,16 +507,35 @@ class EngineSession:
             limit = self._max_payload_bytes
             if length * 4 > limit and (length > limit or utf8_length(body) > limit):
                 raise _oversize(length, limit)
-            if RECORD_SEPARATOR not in body:
-                return self._receive_polling_packet(body)
-            for part in body.split(RECORD_SEPARATOR):
-                events.extend(self._receive_polling_packet(part))
-                if self._is_closed:  # a CLOSE packet: ignore what follows it
-                    break
-            return events
         except RemoteProtocolError as exc:
-            events.extend(self._fail(exc))
-            return events
+            yield self._fail(exc)
+            return
+        # Packets are cut out one at a time (no split of the whole body): what an adapter
+        # drops after closing the iterator is never even scanned.
+        position, end = 0, len(body)
+        is_complete = False
+        try:
+            while position <= end:
+                events: list[Event] = []
+                try:
+                    for _ in range(packets_per_slice):
+                        cut = body.find(RECORD_SEPARATOR, position)
+                        if cut < 0:
+                            cut = end
+                        part = body[position:cut] if position or cut != end else body
+                        position = cut + 1
+                        events.extend(self._receive_polling_packet(part))
+                        if self._is_closed or position > end:  # CLOSE: ignore what follows it
+                            break
+                except RemoteProtocolError as exc:
+                    events.extend(self._fail(exc))
+                yield events
+                if self._is_closed:
+                    break
+            is_complete = True
+        finally:
+            if not is_complete and self._decoder is not None:
+                self._decoder.discard_pending()
 
     def _receive_polling_packet(self, part: str) -> list[Event]:
         if part[:1] == BINARY_PREFIX:
@@ -509,6 +595,14 @@ class EngineSession:
             return [EioMessageReceived(data)]
         packet = decoder.feed(data)
         if packet is None:
+            pending = decoder.pending_namespace
+            if pending is not None and self._namespaces.get(pending) is not _Namespace.CONNECTED:
+                # A binary packet's attachments are held only for a connected (authenticated)
+                # namespace: before that nothing may make the server keep bytes.
+                if self._namespaces.get(pending) is _Namespace.LEFT:
+                    decoder.skip_pending()  # in flight while we refused it: dropped unread
+                else:
+                    raise RemoteProtocolError(f"binary packet for unconnected namespace {pending!r}")
             return []
         return self._receive_sio(packet, decoder.data_size_bytes)
 
@@ -519,6 +613,10 @@ class EngineSession:
         if packet_type is SioPacketType.CONNECT:
             if state is _Namespace.PENDING or state is _Namespace.CONNECTED:
                 raise RemoteProtocolError(f"second CONNECT for namespace {namespace!r}")
+            if len(namespace) > MAX_NAMESPACE_CHARS:
+                raise RemoteProtocolError(f"namespace name of {len(namespace)} characters")
+            if self._refused_namespaces >= MAX_REFUSED_NAMESPACES:
+                raise RemoteProtocolError(f"more than {MAX_REFUSED_NAMESPACES} refused CONNECTs")
             self._namespaces[namespace] = _Namespace.PENDING
             return [SioConnect(namespace, packet.data)]
         if state is not _Namespace.CONNECTED:
@@ -559,6 +657,7 @@ class EngineSession:
             raise RemoteProtocolError(f"upgrade refused (state {self._state}, transport {self._transport})")
         self._state = transition(self._state, SessionEvent.PROBE_OPENED)
         self._probe_out = []
+        self._is_probed = False
 
     def receive_upgrade_ws(self, frame: str | bytes, *, now: float) -> list[Event]:
         """Handle one frame of the probe WebSocket (state UPGRADING).
@@ -580,9 +679,14 @@ class EngineSession:
             raise LocalProtocolError("receive_upgrade_ws outside of an upgrade")
         if frame == _PROBE_PING:
             self._probe_out.append(_PROBE_PONG)
-            # Engine.IO v4 "Upgrade": send a noop to any pending GET so polling ends cleanly.
-            self._out.append(_NOOP)
-            self._upgrade_noop_at = now + UPGRADE_NOOP_INTERVAL_S
+            if not self._is_probed:
+                # Engine.IO v4 "Upgrade": send a noop to any pending GET so polling ends
+                # cleanly. Once: a client repeating the probe gets 3probe again, but the
+                # polling buffer does not grow by one NOOP per probe.
+                self._is_probed = True
+                self._push(_NOOP)
+            if not self._is_closed:  # the NOOP may have passed the outgoing bound
+                self._upgrade_noop_at = now + UPGRADE_NOOP_INTERVAL_S
             return []
         if frame == _UPGRADE:
             self._state = transition(self._state, SessionEvent.UPGRADE_RECEIVED)
@@ -597,6 +701,7 @@ class EngineSession:
             if self._probe_out:
                 self._out[:0] = self._probe_out
                 self._probe_out = []
+            self._out_bytes = sum(map(_item_size, self._out))
             return [UpgradeCompleted()]
         self.abort_upgrade()
         raise RemoteProtocolError("unexpected frame on the probe websocket")
@@ -666,6 +771,7 @@ class EngineSession:
             return _NOOP
         items = self._out
         self._out = []
+        self._out_bytes = 0
         if len(items) == 1:
             return encode_polling_item(items[0])
         return RECORD_SEPARATOR.join([encode_polling_item(item) for item in items])
@@ -688,6 +794,8 @@ class EngineSession:
         if self._namespaces.get(namespace) is not _Namespace.PENDING:
             raise LocalProtocolError(f"no pending CONNECT for namespace {namespace!r}")
         self._queue_packets(encode_packet(SioPacket(SioPacketType.CONNECT, namespace, {"sid": sio_sid})))
+        if self._is_closed:  # the reply passed the outgoing bound
+            return
         self._namespaces[namespace] = _Namespace.CONNECTED
         self._connect_deadline = None
         if namespace == _ROOT:
@@ -708,7 +816,14 @@ class EngineSession:
         if data is not None:
             payload["data"] = data
         self._queue_packets(encode_packet(SioPacket(SioPacketType.CONNECT_ERROR, namespace, payload)))
-        self._namespaces[namespace] = _Namespace.LEFT
+        self._refused_namespaces += 1
+        if namespace == _ROOT:
+            self._namespaces[namespace] = _Namespace.LEFT
+        else:
+            # Nothing is kept for a refused namespace (its name may be long): a later packet
+            # for it closes the session, as socket.io's server closes a client that sends
+            # to a namespace it is not connected to (lib/client.ts "invalid state").
+            del self._namespaces[namespace]
 
     def emit(self, event: str, *args: Any, namespace: str = "/", ack_id: int | None = None) -> None:
         """Queue an EVENT (binary arguments supported). Hot path: ``encode_event`` +
@@ -730,30 +845,67 @@ class EngineSession:
         ``encode_ack``): the hot path, no JSON work and no validation here."""
         if self._is_closed:
             return
-        self._out.append(_MESSAGE + text)
+        self._push(_MESSAGE + text)
 
     def send_eio_message(self, data: str | bytes) -> None:
         """Queue a raw Engine.IO MESSAGE (bare Engine.IO sessions, e.g. an echo server)."""
         if self._is_closed:
             return
-        self._out.append(_MESSAGE + data if isinstance(data, str) else bytes(data))
+        self._push(_MESSAGE + data if isinstance(data, str) else bytes(data))
 
     def disconnect_namespace(self, namespace: str = "/") -> None:
         """Queue a Socket.IO DISCONNECT for ``namespace``; its in-flight packets are dropped."""
         self._require_socketio()
         if self._is_closed:
             return
-        self._out.append(_MESSAGE + "1" + namespace_prefix(namespace))
+        self._push(_MESSAGE + "1" + namespace_prefix(namespace))
         self._namespaces[namespace] = _Namespace.LEFT
-        if namespace == _ROOT:
+        if namespace == _ROOT and not self._is_closed:
             self._is_root_connected = False
 
     def _queue_packets(self, items: list[str | bytes]) -> None:
-        out = self._out
         # encode_packet returns the text packet first, then the binary attachments.
-        out.append(_MESSAGE + cast(str, items[0]))
-        if len(items) > 1:
-            out.extend(items[1:])
+        self._push(_MESSAGE + cast(str, items[0]))
+        for attachment in items[1:]:
+            self._push(attachment)
+
+    def _push(self, item: str | bytes) -> None:
+        """Queue one wire item; past the outgoing bound, close the session (slow reader)."""
+        self._out.append(item)
+        self._out_bytes += _item_size(item)
+        if self._out_bytes + self._backlog_bytes > self._max_buffered_bytes:
+            self._overflow()
+
+    def note_transport_backlog(self, buffered_bytes: int) -> list[Event]:
+        """The adapter reports how many bytes it wrote that still wait in the server's write
+        buffer (0 where it cannot tell, or where writes wait for the peer instead).
+
+        Returns:
+            ``[SessionClosed(TRANSPORT_ERROR, buffered_bytes=...)]`` when this backlog plus
+            the session's queue exceed ``max_buffered_bytes`` (the session is now closed;
+            drop the connection), else ``[]``.
+        """
+        if self._is_closed:
+            return []
+        self._backlog_bytes = buffered_bytes
+        if self._out_bytes + buffered_bytes > self._max_buffered_bytes:
+            self._overflow()
+            return self._take_unreported_close()
+        return []
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes waiting for the client: the session's queue plus the last reported backlog."""
+        return self._out_bytes + self._backlog_bytes
+
+    def _overflow(self) -> None:
+        # socket.io and browsers buffer without limit; a client that does not read would
+        # hold the server's memory: drop what waits for it and close, as a lost transport.
+        waiting = self._out_bytes + self._backlog_bytes
+        self._out = []
+        self._out_bytes = 0
+        self._close(CloseReason.TRANSPORT_ERROR, None, polling_packet=_CLOSE, buffered_bytes=waiting)
+        self._close_reported = False
 
     def close(self, reason: CloseReason = CloseReason.SERVER_CLOSE) -> list[Event]:
         """Close the session (idempotent).
@@ -791,6 +943,7 @@ class EngineSession:
         error: RemoteProtocolError | None,
         *,
         polling_packet: str | None,
+        buffered_bytes: int | None = None,
     ) -> SessionClosed:
         self._state = transition(self._state, SessionEvent.CLOSE)
         self._is_closed = True
@@ -801,8 +954,9 @@ class EngineSession:
         self._connect_deadline = None
         self._is_root_connected = False
         if polling_packet is not None and self._transport is Transport.POLLING:
-            self._out.append(polling_packet)
-        event = SessionClosed(reason, error)
+            self._out.append(polling_packet)  # past the bound too: the close must go out
+            self._out_bytes += len(polling_packet)
+        event = SessionClosed(reason, error, buffered_bytes)
         self._close_event = event
         return event
 
@@ -822,6 +976,7 @@ class EngineSession:
             raise LocalProtocolError("outgoing_ws on a polling session")
         frames = self._out
         self._out = []
+        self._out_bytes = 0
         return frames
 
     # -- timers ------------------------------------------------------------------------
@@ -841,8 +996,8 @@ class EngineSession:
 
         Returns:
             ``[SessionClosed(PING_TIMEOUT)]`` / ``[SessionClosed(SERVER_CLOSE)]`` on timeout,
-            else ``[]`` (a PING may be queued:
-            drain / wake the GET).
+            ``[SessionClosed(TRANSPORT_ERROR, buffered_bytes=...)]`` when the PING passed
+            the outgoing bound, else ``[]`` (a PING may be queued: drain / wake the GET).
         """
         if self._is_closed:
             return []
@@ -854,11 +1009,14 @@ class EngineSession:
         if self._upgrade_noop_at is not None and now >= self._upgrade_noop_at:
             # A GET pending with nothing to say during the upgrade gets a NOOP (engine.io).
             if self._is_poll_pending and not self._out:
-                self._out.append(_NOOP)
+                self._push(_NOOP)
             self._upgrade_noop_at = now + UPGRADE_NOOP_INTERVAL_S
         if self._next_ping_at is not None and now >= self._next_ping_at:
-            self._out.append(_PING)
+            self._push(_PING)
             self._last_ping_at = now
             self._pong_deadline = now + self._ping_timeout_s
             self._next_ping_at = None
+        if self._is_closed:  # the NOOP or the PING passed the outgoing bound
+            self._pong_deadline = self._upgrade_noop_at = None
+            return self._take_unreported_close()
         return []

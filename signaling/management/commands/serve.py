@@ -18,6 +18,11 @@ APPLICATION = "signaling_project.asgi:application"
 # socket.io's perMessageDeflate default is off (and daphne has none): every small signaling
 # frame compressed costs CPU for nothing. uvicorn enables it unless told otherwise.
 UVICORN_WS_OPTIONS = ("--ws-per-message-deflate", "false")
+# daphne cuts every websocket after --websocket_timeout seconds (default 86400: a call or an
+# idle signaling socket would drop after 24 h); a negative value is "no limit" (daphne's
+# check_timeouts: `duration > websocket_timeout and websocket_timeout >= 0`). Liveness is
+# Engine.IO's heartbeat, not a wall-clock cap.
+DAPHNE_WS_OPTIONS = ("--websocket_timeout", "-1")
 
 # What the banner lists, after the base URL: (path, what it is); {manage} is how to run
 # manage.py in this mode.
@@ -62,7 +67,7 @@ class Command(BaseCommand):
         if not exe:
             raise CommandError(f"{server} is not installed")
         if server == "daphne":
-            argv = [exe, "-b", cfg.host, "-p", str(cfg.port), "--proxy-headers", APPLICATION]
+            argv = [exe, "-b", cfg.host, "-p", str(cfg.port), "--proxy-headers", *DAPHNE_WS_OPTIONS, APPLICATION]
         else:
             argv = [
                 exe,
