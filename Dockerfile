@@ -28,5 +28,6 @@ USER 10001:10001
 
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 CMD ["python", "docker/healthcheck.py"]
-# Migrate, collect the static files, serve on HOST:PORT (docker/start.sh).
+# SIGTERM (Docker's default stop signal, kept) drains the server; docker stop -t must exceed
+# DRAIN_TIMEOUT (30 s). Migrate, collect the static files, serve on HOST:PORT (docker/start.sh).
 CMD ["docker/start.sh"]

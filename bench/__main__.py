@@ -41,6 +41,9 @@ from bench.servers import (
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ALL_SCENARIOS = ("connect", "relay", "fanout", "joinstorm", "cross")
+# Past capacity (not in the default run: it saturates the machine on purpose): with the
+# overload check at its default, and with OVERLOAD_LAG=0 for comparison.
+OVERLOAD_SCENARIOS = {"overload": {}, "overload_off": {"OVERLOAD_LAG": "0"}}
 
 
 def machine_info() -> dict[str, Any]:
@@ -110,6 +113,7 @@ async def run_config(kind: str, layer: str, wanted: list[str], quick: bool, args
             continue
         instances = 2 if name == "cross" else 1
         extra = {"HEARTBEAT_INTERVAL": str(args.heartbeat_ms)} if name == "connect" else {}
+        extra.update(OVERLOAD_SCENARIOS.get(name, {}))
         loadavg = Path("/proc/loadavg").read_text().split()[0]
         print(f"  [{kind}/{layer}] {name} (loadavg {loadavg})", flush=True)
         cluster = start_cluster(kind, layer, instances=instances, extra_env=extra, jwt_secret=secret)
@@ -124,6 +128,8 @@ async def run_config(kind: str, layer: str, wanted: list[str], quick: bool, args
                 result = await scenarios.scenario_relay(cluster, secret, quick, cross=True)
             elif name == "fanout":
                 result = await scenarios.scenario_fanout(cluster, secret, quick)
+            elif name in OVERLOAD_SCENARIOS:
+                result = await scenarios.scenario_overload(cluster, secret, quick)
             else:
                 result = await scenarios.scenario_joinstorm(cluster, secret, quick)
             result["loadavg_before"] = float(loadavg)
@@ -194,7 +200,11 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     p_run = sub.add_parser("run", help="start servers, run scenarios, write results")
     p_run.add_argument("--quick", action="store_true", help="smaller and shorter (a smoke run)")
-    p_run.add_argument("--scenarios", default=",".join(ALL_SCENARIOS), help=f"comma list of {ALL_SCENARIOS}")
+    p_run.add_argument(
+        "--scenarios",
+        default=",".join(ALL_SCENARIOS),
+        help=f"comma list of {ALL_SCENARIOS} or {tuple(OVERLOAD_SCENARIOS)}",
+    )
     p_run.add_argument(
         "--servers", default="daphne,uvicorn,node", help=f"comma list of {SERVER_KINDS} (node: the baseline)"
     )

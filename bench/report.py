@@ -203,9 +203,36 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
                     f"| {_fmt(s['max_ms'])} | {s['server_cpu_pct']} | {s['load_cpu_pct']} | {'yes' if s['ok'] else 'no'} |"  # noqa: E501
                 )
             lines.append("")
+    lines += overload_tables(results)
     if plot_name:
         lines += [f"![relay latency against offered rate]({plot_name})", ""]
     return "\n".join(lines)
+
+
+def overload_tables(results: dict[str, Any]) -> list[str]:
+    """Past capacity (``overload``: OVERLOAD_LAG default; ``overload_off``: 0), one table each."""
+    lines: list[str] = []
+    for config, scenarios in results["configs"].items():
+        for name in ("overload", "overload_off"):
+            data = scenarios.get(name)
+            if not data or "steps" not in data:
+                continue
+            lines += [
+                f"## {config}: {name} (rooms of 2, {data['per_client_rate']} offers/s per client, "
+                f"{data['duration_s']} s per step; new clients connect during the step)",
+                "",
+                "| clients sending | offered/s | achieved/s | lost | p50 ms | p99 ms | new accepted | new refused "
+                "| /readyz before / after the connects |",
+                "|---|---|---|---|---|---|---|---|---|",
+            ]
+            for s in data["steps"]:
+                lines.append(
+                    f"| {s['clients_sending']} | {s['offered_per_s']:,} | {s['achieved_per_s']:,.0f} "
+                    f"| {s['lost_after_5s']} | {_fmt(s['p50_ms'])} | {_fmt(s['p99_ms'])} | {s['new_accepted']} "
+                    f"| {s['new_refused']} | {s['readyz_before_connects']} / {s['readyz_after_connects']} |"
+                )
+            lines.append("")
+    return lines
 
 
 def plot(results_list: list[dict[str, Any]], out: Path, scenario: str = "relay") -> bool:

@@ -575,3 +575,100 @@ async def scenario_joinstorm(cluster: Cluster, secret: str, quick: bool) -> dict
         "max_members_seen": max(live, default=0),
         "cap_respected": respected,
     }
+
+
+# -- past capacity -------------------------------------------------------------------
+
+
+async def _readyz_status(base_url: str) -> str:
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http,
+        http.get(f"{base_url}/readyz") as resp,
+    ):
+        body = await resp.json()
+        return f"{resp.status} {body.get('status')}"
+
+
+async def _connect_or_refused(port: int, token: str) -> EioClient | None:
+    """A new client, or None when the server refused the session (503/403) or never answered."""
+    try:
+        return await connect("127.0.0.1", port, token, timeout=10)
+    except (ConnectionError, TimeoutError, OSError):
+        return None
+
+
+async def _connect_batch(port: int, tokens: list[str]) -> list[EioClient | None]:
+    sem = asyncio.Semaphore(50)
+
+    async def one(token: str) -> EioClient | None:
+        async with sem:
+            return await _connect_or_refused(port, token)
+
+    return list(await asyncio.gather(*(one(t) for t in tokens)))
+
+
+async def scenario_overload(cluster: Cluster, secret: str, quick: bool) -> dict[str, Any]:
+    """Clients in rooms of 2, each sending 10 offers/s to its peer (issue 11's load), with new
+    clients arriving in steps past the server's capacity *while* the established ones send:
+    per step, how many new sessions were accepted or refused, what ``/readyz`` said, and the
+    established clients' relay latency and loss."""
+    server = cluster.servers[0]
+    targets = [200, 500, 1000, 1500] if quick else [250, 500, 1000, 1500, 2000, 3000]
+    per_client_rate = 10
+    duration_s = 6.0
+    owner = mint_token(secret, "bench-owner-overload")
+    receiver = Receiver()
+    on_event = receiver.handler()
+    accepted: list[EioClient] = []
+    sends: list[tuple[EioClient, bytes, bytes]] = []
+    steps: list[dict[str, Any]] = []
+    try:
+        for n, target in enumerate(targets, start=1):
+            receiver.reset(n)
+            offered = per_client_rate * len(sends)
+            traffic = asyncio.ensure_future(drive(sends, offered, duration_s, n)) if sends else None
+            await asyncio.sleep(duration_s / 3)  # the established clients load the loop first
+            readyz_before = await _readyz_status(server.base_url)
+            wanted = max(0, target - len(accepted))
+            tokens = [mint_token(secret, f"bench-over-{n}-{i}") for i in range(wanted)]
+            fresh = [c for c in await _connect_batch(server.port, tokens) if c is not None]
+            refused = wanted - len(fresh)
+            readyz_after = await _readyz_status(server.base_url)
+            sent, elapsed = await traffic if traffic is not None else (0, 0.0)
+            await _drain(receiver, sent, DRAIN_TIMEOUT_S)
+            stats = percentiles_ms(receiver.samples)
+            step = {
+                "clients_sending": len(sends),
+                "offered_per_s": offered,
+                "achieved_per_s": round(sent / elapsed, 1) if elapsed else 0.0,
+                "sent": sent,
+                "lost_after_5s": sent - receiver.received,
+                **stats,
+                "new_wanted": wanted,
+                "new_accepted": len(fresh),
+                "new_refused": refused,
+                "readyz_before_connects": readyz_before,
+                "readyz_after_connects": readyz_after,
+            }
+            steps.append(step)
+            print(
+                f"    {len(sends)} clients {offered}/s p50 {stats['p50_ms']} p99 {stats['p99_ms']} ms "
+                f"lost {step['lost_after_5s']}; new: {len(fresh)} accepted, {refused} refused; "
+                f"readyz {readyz_before} / {readyz_after}",
+                flush=True,
+            )
+            await _settle(receiver, SETTLE_TIMEOUT_S)
+            if len(fresh) % 2:
+                fresh.pop().close()
+            room_ids = await create_rooms(server.base_url, owner, len(fresh) // 2, 2) if fresh else []
+            for r, room_id in enumerate(room_ids):
+                pair = fresh[2 * r : 2 * r + 2]
+                await asyncio.gather(*(c.call("join_room", {"roomId": room_id}, timeout=30) for c in pair))
+                for m, client in enumerate(pair):
+                    head = b'42["offer",{"to":"%s","sdp":"T@' % pair[1 - m].client_id.encode()
+                    sends.append((client, head, b"|" + SDP_TAIL + b'"}]'))
+                    client.on_event = on_event
+            accepted.extend(fresh)
+    finally:
+        close_all(accepted)
+    return {"per_client_rate": per_client_rate, "duration_s": duration_s, "steps": steps}

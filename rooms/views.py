@@ -44,6 +44,8 @@ from rooms.serializers import (
     RoomUpdateSerializer,
 )
 from rooms.tokens import mint_join_token
+from signaling import lifecycle
+from signaling.admission import REFUSAL_MESSAGES
 from signaling.service import api as live
 from signaling.service import moderation_api as live_moderation
 
@@ -328,7 +330,13 @@ class ReadyView(APIView):
         summary="Readiness",
     )
     def get(self, request: Request) -> Response:
-        """200 ``{"status": "ready"}``, else 503 ``{detail, code: "not_ready", checks}``."""
+        """200 ``{"status": "ready"}``; 503 ``{status, detail, code}`` with ``draining`` or
+        ``overloaded`` while new sessions are refused (draining after SIGTERM, or past capacity); else 503
+        ``{detail, code: "not_ready", checks}`` when a dependency does not answer."""
+        refusal = lifecycle.admission().refusal(time.monotonic())
+        if refusal is not None:
+            body = {"status": str(refusal), "detail": REFUSAL_MESSAGES[refusal], "code": str(refusal)}
+            return Response(body, status=NotReady.status_code)
         checks = {"database": self._database(), "channelLayer": self._channel_layer()}
         if all(result == "ok" for result in checks.values()):
             return Response({"status": "ready"})

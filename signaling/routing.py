@@ -1,7 +1,9 @@
 """ASGI routing of the signaling server: Engine.IO at ``/socket.io/``, Django elsewhere.
 
 Also starts the process hub (instance inbox, sweepers) on the first request of any kind,
-since daphne sends no lifespan events (STYLE section 6).
+since daphne sends no lifespan events (STYLE section 6); uvicorn's lifespan events go to
+:mod:`signaling.lifecycle` (SIGTERM drain, lag sampler). Both handshakes ask the process's
+:class:`~signaling.admission.Admission` before a new session starts.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter
 from django.conf import settings
 from django.urls import re_path
 
+from signaling import lifecycle
 from signaling.consumers.polling import EnginePollingConsumer
 from signaling.consumers.websocket import EngineWebsocketConsumer, refuse_websocket
 from signaling.header_limits import HeaderLimit
@@ -46,6 +49,9 @@ class StartHub:
         self.started = False
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":  # uvicorn: the moment its signal handlers are in place
+            await lifecycle.serve_lifespan(receive, send)
+            return
         if not self.started and scope["type"] in ("http", "websocket"):
             await get_instance().ensure_started()
             self.started = True
@@ -66,9 +72,10 @@ def build_application(django_application: Any) -> Any:
     """The full ASGI application around ``django_application``."""
     app = SignalingApp()
     config = session_config()
-    websocket = EngineWebsocketConsumer.as_asgi(app=app, session_config=config)
+    admission = lifecycle.admission()
+    websocket = EngineWebsocketConsumer.as_asgi(app=app, session_config=config, admission=admission)
     polling = EnginePollingConsumer.as_asgi(
-        app=app, session_config=config, cors_origins=settings.SIGNALING.cors_origins
+        app=app, session_config=config, cors_origins=settings.SIGNALING.cors_origins, admission=admission
     )
     http = URLRouter([re_path(SOCKET_IO_PATH, polling), re_path(r"", django_application)])
     # Any other websocket path is refused (HTTP 403), not left to the router to raise on.

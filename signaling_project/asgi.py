@@ -22,7 +22,7 @@ except ConfigError as exc:
     sys.stderr.write(f"configuration error: {exc}\n")
     sys.exit(2)
 
-from signaling import header_limits
+from signaling import header_limits, lifecycle
 from signaling.consumers import daphne_close_codes
 from signaling.routing import build_application, dev_mode_warning
 
@@ -31,3 +31,4 @@ header_limits.install()
 dev_mode_warning()
 
 application = build_application(django_application)
+lifecycle.hook_daphne()  # SIGTERM drains (uvicorn: through the ASGI lifespan instead)

@@ -81,6 +81,8 @@ class Config:
     webhook_secret: str | None = None
     # Connection state recovery (SPEC section 7): how long a lost socket's session is held; 0: off.
     recovery_window_ms: int = 0
+    drain_timeout_ms: int = 30000
+    overload_lag_ms: int = 500
 
     @property
     def cors_allow_all(self) -> bool:
@@ -191,6 +193,10 @@ def load_config(environ: Mapping[str, str], *, data_dir: Path | None = None) -> 
         recovery_window_ms=_int(env, "RECOVERY_WINDOW", 0, minimum=0, unit=" of milliseconds"),
         **_ice(env),
         **_webhooks(env),
+        # SPEC section 7: after SIGTERM, the longest wait for the last socket to go (0: none).
+        drain_timeout_ms=_int(env, "DRAIN_TIMEOUT", 30000, minimum=0, unit=" of milliseconds"),
+        # docs/protocol.md "Past capacity": event-loop lag that refuses new sessions (0: off).
+        overload_lag_ms=_int(env, "OVERLOAD_LAG", 500, minimum=0, unit=" of milliseconds"),
     )
 
 

@@ -108,6 +108,10 @@ class Connection:
 
     registry: dict[str, Connection] = {}
     _warned_peers: set[tuple[str, str]] = set()  # (what was logged, client address)
+    # What a drain waits for besides the registry: sessions whose close is still running (the
+    # app's on_close), and accepted websockets the ASGI server has not yet reported gone.
+    _closing_count = 0
+    _open_websockets = 0
 
     def __init__(
         self,
@@ -123,6 +127,7 @@ class Connection:
         self.eio_sid = new_sid()
         self.session = EngineSession(self.eio_sid, config, now=time.monotonic(), transport=transport, socketio=socketio)
         self.ws_send: WsSend | None = None
+        self.probe_send: WsSend | None = None  # the upgrade probe's websocket, until it carries the session
         self.ws_transport: ServerTransport = UnknownTransport()
         self._drain_task: asyncio.Task[None] | None = None
         self.poll_ready = asyncio.Event()
@@ -340,6 +345,13 @@ class Connection:
         if self._closed:
             return
         self._closed = True
+        Connection._closing_count += 1
+        try:
+            await self._teardown(event)
+        finally:
+            Connection._closing_count -= 1
+
+    async def _teardown(self, event: SessionClosed) -> None:
         Connection.registry.pop(self.eio_sid, None)
         if self._timer is not None:
             self._timer.cancel()
@@ -354,6 +366,9 @@ class Connection:
             drain.cancel()  # what it waits to write will never be read
         if self.ws_send is not None:
             await self._close_websocket(event, is_congested=drain is not None)
+        probe_send, self.probe_send = self.probe_send, None
+        if probe_send is not None:  # a probe left open would outlive its session
+            await self._send_close(probe_send, WS_CLOSE_NORMAL)
         await self.app.on_close(self, event.reason)
 
     async def _close_websocket(self, event: SessionClosed, *, is_congested: bool) -> None:
@@ -376,6 +391,21 @@ class Connection:
             await close_websocket(send, code)
         except Exception:  # the socket may already be gone; nothing left to tell it
             logger.debug("close of session %s websocket failed", self.eio_sid)
+
+    @classmethod
+    def websocket_opened(cls) -> None:
+        """An accepted websocket (new session or probe) is open: the process holds it."""
+        cls._open_websockets += 1
+
+    @classmethod
+    def websocket_gone(cls) -> None:
+        """The ASGI server reported an accepted websocket closed."""
+        cls._open_websockets -= 1
+
+    @classmethod
+    def held(cls) -> tuple[int, int]:
+        """What this process still holds: (sessions live or closing, accepted websockets open)."""
+        return len(cls.registry) + cls._closing_count, cls._open_websockets
 
     @property
     def is_finished(self) -> bool:

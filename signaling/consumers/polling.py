@@ -18,6 +18,7 @@ from typing import Any
 from channels.consumer import AsyncConsumer
 from channels.exceptions import StopConsumer
 
+from signaling.admission import REFUSAL_MESSAGES, Admission
 from signaling.consumers.connection import Connection, SocketApp
 from signaling.consumers.websocket import parse_query
 from signaling.protocol import (
@@ -54,8 +55,10 @@ class EnginePollingConsumer(AsyncConsumer):
         session_config: SessionConfig,
         cors_origins: tuple[str, ...] = ("*",),
         socketio: bool = True,
+        admission: Admission | None = None,
     ) -> None:
         self.app = app
+        self.admission = admission
         self.session_config = session_config
         self.cors_origins = cors_origins
         self.socketio = socketio
@@ -115,6 +118,11 @@ class EnginePollingConsumer(AsyncConsumer):
         if sid is None:
             if method != "GET":
                 await self.refuse(BAD_REQUEST, "Bad handshake method")
+                return
+            refusal = self.admission.refusal(time.monotonic()) if self.admission is not None else None
+            if refusal is not None:  # draining or overloaded (SPEC section 7): 503 with its code
+                body = json.dumps({"code": str(refusal), "message": REFUSAL_MESSAGES[refusal]}).encode()
+                await self.respond(503, body, json_body=True)
                 return
             self.conn = Connection(self.app, self.session_config, Transport.POLLING, self.scope, socketio=self.socketio)
             await self.respond(200, self.conn.session.take_polling_payload().encode())

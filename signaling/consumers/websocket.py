@@ -16,6 +16,7 @@ from urllib.parse import parse_qs
 from channels.consumer import AsyncConsumer, get_handler_name
 from channels.exceptions import StopConsumer
 
+from signaling.admission import REFUSAL_MESSAGES, Admission
 from signaling.consumers.connection import Connection, SocketApp, close_websocket
 from signaling.protocol import RemoteProtocolError, SessionConfig, Transport
 
@@ -35,10 +36,19 @@ class EngineWebsocketConsumer(AsyncConsumer):
 
     channel_layer_alias = "__no_layer__"  # no per-socket inbox: see module docstring
 
-    def __init__(self, *, app: SocketApp, session_config: SessionConfig, socketio: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        app: SocketApp,
+        session_config: SessionConfig,
+        socketio: bool = True,
+        admission: Admission | None = None,
+    ) -> None:
         self.app = app
         self.session_config = session_config
         self.socketio = socketio
+        self.admission = admission
+        self.is_accepted = False
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Read the one ASGI queue directly and dispatch each message in order.
@@ -73,17 +83,23 @@ class EngineWebsocketConsumer(AsyncConsumer):
             return
         sid = query.get("sid")
         if sid is None:
+            refusal = self.admission.refusal(time.monotonic()) if self.admission is not None else None
+            if refusal is not None:
+                # Closed before the accept: the ASGI server answers the handshake with 403.
+                logger.debug("websocket session refused: %s", REFUSAL_MESSAGES[refusal])
+                await self.send({"type": "websocket.close", "code": WS_CLOSE_POLICY_VIOLATION})
+                return
             self.conn = Connection(
                 self.app, self.session_config, Transport.WEBSOCKET, self.scope, socketio=self.socketio
             )
-            await self.send({"type": "websocket.accept"})
+            await self._accept()
             self.conn.attach_websocket(self.send, self.base_send)
             await self.conn.flush()
             return
         conn = Connection.registry.get(sid)
         # engine.io (lib/server.ts onWebSocket) accepts the websocket of a session that is
         # gone, already upgrading or upgraded, then closes it; the session is left alone.
-        await self.send({"type": "websocket.accept"})
+        await self._accept()
         if conn is None:
             logger.debug("websocket for unknown session %s closed", sid)
             await close_websocket(self.send, WS_CLOSE_POLICY_VIOLATION)
@@ -95,6 +111,12 @@ class EngineWebsocketConsumer(AsyncConsumer):
             await close_websocket(self.send, WS_CLOSE_POLICY_VIOLATION)
             return
         self.conn, self.is_probe = conn, True
+        conn.probe_send = self.send
+
+    async def _accept(self) -> None:
+        await self.send({"type": "websocket.accept"})
+        self.is_accepted = True
+        Connection.websocket_opened()
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:
         conn = self.conn
@@ -118,6 +140,7 @@ class EngineWebsocketConsumer(AsyncConsumer):
         except RemoteProtocolError as exc:
             conn.log_protocol_error(exc)
             self.is_probe, self.conn = False, None
+            conn.probe_send = None
             await close_websocket(self.send, exc.ws_close_code)
             await conn.flush()
             return
@@ -126,13 +149,19 @@ class EngineWebsocketConsumer(AsyncConsumer):
             await self.send({"type": "websocket.send", key: out})
         if conn.session.transport is Transport.WEBSOCKET:
             self.is_probe = False
+            conn.probe_send = None
             conn.attach_websocket(self.send, self.base_send)
         await conn.handle(events)
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        if self.is_accepted:
+            self.is_accepted = False
+            Connection.websocket_gone()
         conn = self.conn
         if conn is not None:
             if self.is_probe:
+                if conn.probe_send == self.send:
+                    conn.probe_send = None
                 conn.session.abort_upgrade()
                 await conn.flush()
             elif conn.ws_send == self.send:

@@ -139,6 +139,9 @@ class CloseReason(StrEnum):
     SERVER_CLOSE = "server close"
     TRANSPORT_ERROR = "transport error"
     FORCED_CLOSE = "forced close"
+    # socket.io's reason when its server closes (io.close()): the transport ends, no
+    # DISCONNECT is sent, and socket.io counts it among the recoverable losses.
+    SERVER_SHUTTING_DOWN = "server shutting down"
 
 
 @dataclass(frozen=True, slots=True)

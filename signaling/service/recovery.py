@@ -22,7 +22,8 @@ ping timeout, a transport closed by a draining server) is *held* instead of leav
 Not recoverable (the member leaves as before): the client's own disconnect, ``leave_room``,
 a kick, a closing room, a crashed instance (its sockets were never held), a socket in no room.
 
-For the drain: :func:`hand_over_all` closes every local session as a lost transport.
+The drain (``signaling.lifecycle``) closes every local session with ``SERVER_SHUTTING_DOWN``,
+which is recoverable: each socket in a room is held and resumes on another instance.
 """
 
 from __future__ import annotations
@@ -55,7 +56,13 @@ logger = logging.getLogger(__name__)
 
 # Closes after which the client may come back (socket.io's RECOVERABLE_DISCONNECT_REASONS).
 RECOVERABLE = frozenset(
-    {CloseReason.TRANSPORT_CLOSE, CloseReason.TRANSPORT_ERROR, CloseReason.PING_TIMEOUT, CloseReason.FORCED_CLOSE}
+    {
+        CloseReason.TRANSPORT_CLOSE,
+        CloseReason.TRANSPORT_ERROR,
+        CloseReason.PING_TIMEOUT,
+        CloseReason.FORCED_CLOSE,
+        CloseReason.SERVER_SHUTTING_DOWN,  # a draining instance closed it (signaling.lifecycle)
+    }
 )
 RECENT_PACKETS = 128  # packets remembered per socket (what the client may not have received)
 HELD_MAX_EVENTS = 256  # events kept per held session; beyond, the oldest go first
@@ -283,13 +290,3 @@ async def expire(instance: Instance) -> int:
         logger.info("held %s in room %s expired (%s)", item.outcome.participant.client_id, item.room_id, item.reason)
         await drop_departed(instance, item.room_id, item.outcome, item.reason)
     return len(expired)
-
-
-async def hand_over_all(instance: Instance) -> int:
-    """Close every Engine.IO session of this process as a lost transport (the drain): each
-    socket in a room is held with recovery on (it resumes on another instance), and leaves
-    its room (``disconnected``) without. Returns how many sessions were closed."""
-    conns = [conn for conn in Connection.registry.values() if not conn.is_finished]
-    for conn in conns:
-        await conn.transport_closed()
-    return len(conns)

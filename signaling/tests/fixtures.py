@@ -89,6 +89,8 @@ CONFIG_VARIABLES = (
     "WEBHOOK_URL",
     "WEBHOOK_SECRET",
     "RECOVERY_WINDOW",
+    "DRAIN_TIMEOUT",
+    "OVERLOAD_LAG",
 )
 BASE_ENV = {
     "HOST": HOST,
@@ -96,6 +98,11 @@ BASE_ENV = {
     "HEARTBEAT_INTERVAL": "300",
     "HEARTBEAT_TIMEOUT": "300",
     "LOG_LEVEL": "warning",
+    # Teardown's SIGTERM drains: bounded well within STOP_TIMEOUT_S.
+    "DRAIN_TIMEOUT": "3000",
+    # The machine is shared: a neighbour's load must not make a server refuse sessions
+    # mid-test (the overload tests turn it on).
+    "OVERLOAD_LAG": "0",
 }
 # Pings every 300 ms as BASE_ENV sets, but 2 s to answer one: on a loaded 2-core machine a
 # client must not be dropped mid-test by a late pong (ping timeouts are tested on their own).

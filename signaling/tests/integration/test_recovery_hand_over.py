@@ -1,5 +1,5 @@
-"""``recovery.hand_over_all`` (for the drain) and the end of a recovery window, in process
-(the real ASGI application, the memory presence store)."""
+"""The drain's close (``lifecycle.close_for_drain``, ``SERVER_SHUTTING_DOWN``) and the end of a
+recovery window, in process (the real ASGI application, the memory presence store)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from rooms.tokens import mint_agent_token
+from signaling.consumers.connection import Connection
+from signaling.lifecycle import close_for_drain
 from signaling.presence import HELD
 from signaling.service import recovery
 from signaling.service.instance import get_instance
@@ -29,7 +31,15 @@ async def joined_raw(signaling: Harness, agent_id: str, room_id: str) -> str:
     return str(accepted["sid"])
 
 
-async def test_hand_over_all_holds_every_member_and_the_window_end_removes_them(
+async def drain_every_session() -> int:
+    """What a drain does to each live session; returns how many were closed."""
+    conns = [conn for conn in Connection.registry.values() if not conn.is_finished]
+    for conn in conns:
+        await close_for_drain(conn)
+    return len(conns)
+
+
+async def test_drain_close_holds_every_member_and_the_window_end_removes_them(
     signaling: Harness, open_room: Any, signaling_config: Any
 ) -> None:
     # given
@@ -38,7 +48,7 @@ async def test_hand_over_all_holds_every_member_and_the_window_end_removes_them(
     ids = {await joined_raw(signaling, agent, room.id) for agent in ("agent-alice", "agent-bob")}
     instance = get_instance()
     # when
-    closed = await recovery.hand_over_all(instance)
+    closed = await drain_every_session()
     # then: both held, in the room, no connection left
     assert closed == 2
     members = await instance.presence.members(room.id)
@@ -52,7 +62,7 @@ async def test_hand_over_all_holds_every_member_and_the_window_end_removes_them(
     assert await instance.presence.members(room.id) == []
 
 
-async def test_hand_over_all_without_recovery_takes_members_out(
+async def test_drain_close_without_recovery_takes_members_out(
     signaling: Harness, open_room: Any, signaling_config: Any
 ) -> None:
     # given
@@ -61,7 +71,7 @@ async def test_hand_over_all_without_recovery_takes_members_out(
     await joined_raw(signaling, "agent-alice", room.id)
     instance = get_instance()
     # when
-    closed = await recovery.hand_over_all(instance)
+    closed = await drain_every_session()
     # then
     assert closed == 1
     assert await instance.presence.members(room.id) == []

@@ -18,7 +18,9 @@ from channels.testing import ApplicationCommunicator
 
 from rooms.tests.fixtures import ANY_TEXT
 from rooms.tokens import mint_agent_token
+from signaling.consumers.connection import Connection
 from signaling.consumers.polling import EnginePollingConsumer
+from signaling.protocol import CloseReason
 from signaling.routing import session_config
 from signaling.service.sockets import SignalingApp
 from signaling.tests.integration.fixtures import ANY_SID, Harness
@@ -659,3 +661,18 @@ async def test_connected_session_outlives_the_connect_timeout(
     assert await client.receive_nothing(timeout=0.5)
     reply = await client.call("leave_room", {})
     assert reply == {"ok": False, "error": {"code": "not_in_room", "message": ANY_TEXT}}
+
+
+async def test_a_session_closed_by_a_drain_closes_its_upgrade_probe_too(signaling: Harness) -> None:
+    # given a polling session with an upgrade probe that never sends "5"
+    eio_sid, _ = await polling_session(signaling, "agent-alice")
+    probe = await signaling.ws(f"sid={eio_sid}", expect_open=False)
+    await probe.send("2probe")
+    assert await probe.frame() == "3probe"
+    # when the drain closes the session (signaling.lifecycle: the same call for every session)
+    await Connection.registry[eio_sid].close(CloseReason.SERVER_SHUTTING_DOWN)
+    # then the probe websocket is closed too (it held the process), and the sid is gone
+    assert await probe.wait_closed() == 1000
+    assert eio_sid not in Connection.registry
+    refused = await (await signaling.get(eio_sid)).response()
+    assert (refused.status, json.loads(refused.text)) == (400, UNKNOWN_SID_BODY)

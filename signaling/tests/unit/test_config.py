@@ -51,6 +51,8 @@ def test_every_variable_has_its_spec_default() -> None:
         dev_mode=False,
         dev_secret_generated=False,
         allowed_hosts=("*",),
+        drain_timeout_ms=30000,
+        overload_lag_ms=500,
     )
     assert config.cors_allow_all is True
 
@@ -75,6 +77,10 @@ def test_every_variable_has_its_spec_default() -> None:
         ("LOG_LEVEL", "DEBUG", "log_level", "debug"),
         ("LOG_FORMAT", "JSON", "log_format", "json"),
         ("LOG_FORMAT", "", "log_format", "text"),
+        ("DRAIN_TIMEOUT", "5000", "drain_timeout_ms", 5000),
+        ("DRAIN_TIMEOUT", "0", "drain_timeout_ms", 0),
+        ("OVERLOAD_LAG", "250", "overload_lag_ms", 250),
+        ("OVERLOAD_LAG", "0", "overload_lag_ms", 0),
         ("METRICS_TOKEN", " s3cret ", "metrics_token", "s3cret"),
         ("METRICS_TOKEN", "", "metrics_token", None),
         ("JWT_LEEWAY", "5", "jwt_leeway_s", 5),
@@ -118,6 +124,9 @@ def test_a_cors_origin_list_is_not_allow_all() -> None:
 
 
 BAD_VALUES = [
+    ("DRAIN_TIMEOUT", "-1", "DRAIN_TIMEOUT must be a non-negative integer of milliseconds, got '-1'"),
+    ("DRAIN_TIMEOUT", "30s", "DRAIN_TIMEOUT must be a non-negative integer of milliseconds, got '30s'"),
+    ("OVERLOAD_LAG", "-5", "OVERLOAD_LAG must be a non-negative integer of milliseconds, got '-5'"),
     ("PORT", "abc", "PORT must be a positive integer, got 'abc'"),
     ("PORT", "0", "PORT must be a positive integer, got '0'"),
     ("PORT", "70000", "PORT must be an integer from 1 to 65535, got '70000'"),
