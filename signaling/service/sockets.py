@@ -36,6 +36,7 @@ from signaling.protocol import (
     SioEventReceived,
     encode_ack,
     encode_event,
+    encode_relayed_event,
 )
 from signaling.service import events, metrics, participation, payloads
 from signaling.service.errors import ErrorCode, LeaveReason, SignalingError
@@ -233,7 +234,7 @@ class SignalingApp:
                 raise SignalingError(ErrorCode.TARGET_NOT_FOUND, "no such clientId in this room")
         name, body = payloads.relayed(request, client_id=state.client_id, agent_id=state.agent_id, room_id=room_id)
         try:
-            text = encode_event(name, body)
+            text = encode_relayed_event(name, body)
         except LocalProtocolError as exc:  # binary attachments: the relay path is text only
             raise SignalingError(ErrorCode.INVALID_PAYLOAD, "binary data cannot be relayed") from exc
         if target is None:
