@@ -58,7 +58,11 @@ class EngineWebsocketConsumer(AsyncConsumer):
             pass
 
     async def dispatch(self, message: dict[str, Any]) -> None:
-        """``AsyncConsumer.dispatch`` without the per-message ``close_old_connections``."""
+        """``AsyncConsumer.dispatch`` without the per-message ``close_old_connections``
+        (and without the handler-name lookup for a received frame, the bulk of the traffic)."""
+        if message["type"] == "websocket.receive":
+            await self.websocket_receive(message)
+            return
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
@@ -77,7 +81,7 @@ class EngineWebsocketConsumer(AsyncConsumer):
                 self.app, self.session_config, Transport.WEBSOCKET, self.scope, socketio=self.socketio
             )
             await self.send({"type": "websocket.accept"})
-            self.conn.ws_send = self.send
+            self.conn.ws_send = self.base_send  # AsyncConsumer.send only awaits base_send
             await self.conn.flush()
             return
         conn = Connection.registry.get(sid)
@@ -126,7 +130,7 @@ class EngineWebsocketConsumer(AsyncConsumer):
             await self.send({"type": "websocket.send", key: out})
         if conn.session.transport is Transport.WEBSOCKET:
             self.is_probe = False
-            conn.ws_send = self.send
+            conn.ws_send = self.base_send
         await conn.handle(events)
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
@@ -135,7 +139,7 @@ class EngineWebsocketConsumer(AsyncConsumer):
             if self.is_probe:
                 conn.session.abort_upgrade()
                 await conn.flush()
-            elif conn.ws_send == self.send:
+            elif conn.ws_send == self.base_send:
                 conn.ws_send = None
                 try:
                     await conn.transport_closed()
