@@ -21,8 +21,9 @@ ROOT = Path(__file__).resolve().parents[3]
 TESTED_DAPHNE = "4.2.3"
 
 # Run in a fresh interpreter: the launcher's install, then daphne's import, then a TCP
-# server on the reactor that writes 200 small chunks in one turn, 8 MB to a client that
-# does not read yet (more than the kernel buffers), and closes; a thread reads it all.
+# server on the reactor that counts what it reads (4 MB from the client) and writes 200
+# small chunks in one turn, 8 MB to a client that does not read yet (more than the kernel
+# buffers), and closes; a thread sends and reads it all.
 SCRIPT = r"""
 import json, socket, threading, time
 from signaling.daphne_launcher import install_loop_and_reactor
@@ -41,7 +42,12 @@ SMALL = b"".join(b"%05d\n" % i for i in range(200))
 BIG = bytes(range(256)) * (8 * 1024 * 1024 // 256)
 out = {"kind": kind, "reactor": type(reactor).__name__, "loop": type(reactor._asyncioEventloop).__module__}
 
+UPLOAD = b"u" * (4 * 1024 * 1024)
+out["read"] = 0
+
 class Sender(protocol.Protocol):
+    def dataReceived(self, data):
+        out["read"] += len(data)
     def connectionMade(self):
         for i in range(200):
             self.transport.write(b"%05d\n" % i)
@@ -58,6 +64,7 @@ port = reactor.listenTCP(0, factory, interface="127.0.0.1")
 
 def client():
     sock = socket.create_connection(("127.0.0.1", port.getHost().port))
+    sock.sendall(UPLOAD)
     time.sleep(0.6)  # let the big write overrun the kernel buffers
     chunks = []
     while True:
@@ -118,3 +125,5 @@ def test_launcher_gives_daphne_the_coalescing_reactor_on_uvloop_and_writes_arriv
     assert result["small_intact"] is True
     assert result["big_intact"] is True
     assert result["received"] == 200 * 6 + 8 * 1024 * 1024
+    # and reads, dispatched without Twisted's per-read log context, got every byte
+    assert result["read"] == 4 * 1024 * 1024
