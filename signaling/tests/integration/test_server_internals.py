@@ -7,6 +7,7 @@ A reactor runs once per process, so the real-socket checks run in a fresh interp
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -127,3 +128,64 @@ def test_launcher_gives_daphne_the_coalescing_reactor_on_uvloop_and_writes_arriv
     assert result["received"] == 200 * 6 + 8 * 1024 * 1024
     # and reads, dispatched without Twisted's per-read log context, got every byte
     assert result["read"] == 4 * 1024 * 1024
+
+
+def test_daphne_create_application_is_the_source_the_app_queue_patch_reproduces() -> None:
+    # when
+    from signaling import daphne_app_queue
+
+    # then: a daphne upgrade must look at daphne_app_queue.py again
+    assert daphne_app_queue.TESTED_DAPHNE == TESTED_DAPHNE
+    assert daphne_app_queue.is_tested_daphne()
+
+
+async def test_app_queue_is_fifo_for_items_and_for_waiting_getters() -> None:
+    # given
+    from signaling.daphne_app_queue import AppQueue
+
+    queue = AppQueue()
+    first = asyncio.ensure_future(queue.get())
+    second = asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0)
+    # when
+    queue.put_nowait("a")
+    queue.put_nowait("b")
+    queue.put_nowait("c")
+    # then
+    assert await first == "a"
+    assert await second == "b"
+    assert queue.qsize() == 1 and not queue.empty()
+    assert await queue.get() == "c"
+    assert queue.empty()
+
+
+async def test_app_queue_getter_cancelled_after_its_wake_up_passes_the_item_on() -> None:
+    # given: two waiting getters
+    from signaling.daphne_app_queue import AppQueue
+
+    queue = AppQueue()
+    first = asyncio.ensure_future(queue.get())
+    second = asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0)
+    # when: the first is woken by a put, then cancelled before it runs
+    queue.put_nowait("only")
+    first.cancel()
+    # then: the item is not lost, the second getter takes it
+    assert await asyncio.wait_for(second, 2) == "only"
+    assert first.cancelled()
+
+
+async def test_app_queue_cancelled_waiting_getter_leaves_no_waiter_behind() -> None:
+    # given
+    from signaling.daphne_app_queue import AppQueue
+
+    queue = AppQueue()
+    waiting = asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0)
+    # when
+    waiting.cancel()
+    await asyncio.sleep(0)
+    queue.put_nowait("x")
+    # then
+    assert await queue.get() == "x"
+    assert queue._getters == []
