@@ -160,7 +160,7 @@ def _argv(kind: str, port: int) -> list[str]:
     if kind in ("daphne", "uvicorn"):
         return [*pin, PYTHON, str(ROOT / "manage.py"), "serve", "--server", kind]
     if kind.startswith("daphne-"):
-        daphne_args = ["-b", "127.0.0.1", "-p", str(port), "--proxy-headers", APPLICATION]
+        daphne_args = ["-b", "127.0.0.1", "-p", str(port), "--proxy-headers", "--websocket_timeout", "-1", APPLICATION]
         if kind == "daphne-stock":
             return [*pin, str(Path(PYTHON).parent / "daphne"), *daphne_args]
         return [*pin, PYTHON, "-c", DAPHNE_UVLOOP, *daphne_args]

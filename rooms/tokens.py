@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+import jwt
 from django.conf import settings
 from rest_framework_simplejwt.backends import TokenBackend
 from rest_framework_simplejwt.exceptions import (
@@ -115,11 +116,35 @@ def _invalid(message: str) -> TokenRejected:
 
 
 def _bounded_string(payload: dict[str, Any], claim: str, max_chars: int) -> str:
-    """Return ``payload[claim]`` if it is a non-empty string of at most ``max_chars``."""
+    """Return ``payload[claim]`` if it is a non-empty string of at most ``max_chars`` that
+    can be stored and sent: no NUL (PostgreSQL text refuses it) and no lone UTF-16
+    surrogate (a JSON ``\\ud800`` escape: not encodable as UTF-8)."""
     value = payload.get(claim)
     if not isinstance(value, str) or not value or len(value) > max_chars:
         raise _invalid(f"token claim {claim!r} must be a string of 1-{max_chars} characters")
+    if "\x00" in value or not (value.isascii() or _is_utf8_encodable(value)):
+        raise _invalid(f"token claim {claim!r} must be Unicode text without NUL or lone surrogates")
     return value
+
+
+def _is_utf8_encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+# The registered time claims. PyJWT reads them with int(), so "9999999999" would pass;
+# Node's jsonwebtoken (which mints agent-link's tokens) requires JSON numbers
+# ("invalid exp value"), and so does RFC 7519's NumericDate.
+TIME_CLAIMS = ("exp", "nbf", "iat")
+
+
+def _check_time_claims(payload: dict[str, Any]) -> None:
+    for claim in TIME_CLAIMS:
+        if claim in payload and type(payload[claim]) not in (int, float):  # bool is no number here
+            raise _invalid(f"token claim {claim!r} must be a number")
 
 
 def authenticate_token(raw: str | None) -> Identity:
@@ -141,6 +166,9 @@ def authenticate_token(raw: str | None) -> Identity:
         # PyJWT checks the signature, `alg` against [HS256], and exp/nbf/iat with the leeway.
         payload = _backend().decode(raw.strip())
     except TokenBackendExpiredToken as exc:
+        # PyJWT raises this after the signature check; `true` or "1" read as a past time
+        # is a malformed claim, not an expiry.
+        _check_time_claims(jwt.decode(raw.strip(), options={"verify_signature": False}))
         raise TokenRejected(TokenErrorCode.EXPIRED, "token has expired") from exc
     except TokenBackendError as exc:
         raise _invalid("token is invalid") from exc
@@ -150,6 +178,7 @@ def authenticate_token(raw: str | None) -> Identity:
     # PyJWT validates `exp` only when present; SPEC section 1 requires it.
     if "exp" not in payload:
         raise _invalid("token has no 'exp' claim")
+    _check_time_claims(payload)
     agent_id = _bounded_string(payload, "agentId", AGENT_ID_MAX_CHARS)
     scope = payload.get("scope")
     if scope is None:

@@ -15,6 +15,7 @@ from django.urls import re_path
 
 from signaling.consumers.polling import EnginePollingConsumer
 from signaling.consumers.websocket import EngineWebsocketConsumer, refuse_websocket
+from signaling.header_limits import HeaderLimit
 from signaling.protocol import SessionConfig
 from signaling.service.instance import get_instance
 from signaling.service.sockets import SignalingApp
@@ -71,4 +72,4 @@ def build_application(django_application: Any) -> Any:
     http = URLRouter([re_path(SOCKET_IO_PATH, polling), re_path(r"", django_application)])
     # Any other websocket path is refused (HTTP 403), not left to the router to raise on.
     websockets = URLRouter([re_path(SOCKET_IO_PATH, websocket), re_path(r"", refuse_websocket)])
-    return StartHub(ProtocolTypeRouter({"http": http, "websocket": websockets}))
+    return HeaderLimit(StartHub(ProtocolTypeRouter({"http": http, "websocket": websockets})))

@@ -22,10 +22,12 @@ except ConfigError as exc:
     sys.stderr.write(f"configuration error: {exc}\n")
     sys.exit(2)
 
+from signaling import header_limits
 from signaling.consumers import daphne_close_codes
 from signaling.routing import build_application, dev_mode_warning
 
 daphne_close_codes.install()
+header_limits.install()
 dev_mode_warning()
 
 application = build_application(django_application)

@@ -88,6 +88,11 @@ def hostile_tokens(secret: str) -> dict[str, str]:
         "tampered_payload": _tamper(jwt.encode(VALID, secret, algorithm="HS256")),
         "missing_exp": jwt.encode({"agentId": "agent-fawzi", "iat": NOW}, secret, algorithm="HS256"),
         "exp_not_a_number": jwt.encode({**VALID, "exp": "tomorrow"}, secret, algorithm="HS256"),
+        # PyJWT reads time claims with int(); Node's jsonwebtoken refuses a non-number.
+        "exp_numeric_string": jwt.encode({**VALID, "exp": str(NOW + 3600)}, secret, algorithm="HS256"),
+        "nbf_numeric_string": jwt.encode({**VALID, "nbf": str(NOW - 60)}, secret, algorithm="HS256"),
+        "iat_numeric_string": jwt.encode({**VALID, "iat": str(NOW)}, secret, algorithm="HS256"),
+        "exp_true": jwt.encode({**VALID, "exp": True}, secret, algorithm="HS256"),
         "nbf_in_future": jwt.encode({**VALID, "nbf": NOW + 600}, secret, algorithm="HS256"),
         "iat_in_future": jwt.encode({**VALID, "iat": NOW + 600}, secret, algorithm="HS256"),
         "agent_id_missing": jwt.encode({"iat": NOW, "exp": NOW + 3600}, secret, algorithm="HS256"),
@@ -96,6 +101,9 @@ def hostile_tokens(secret: str) -> dict[str, str]:
         "agent_id_null": jwt.encode({**VALID, "agentId": None}, secret, algorithm="HS256"),
         "agent_id_list": jwt.encode({**VALID, "agentId": ["agent-fawzi"]}, secret, algorithm="HS256"),
         "agent_id_129_chars": jwt.encode({**VALID, "agentId": "a" * 129}, secret, algorithm="HS256"),
+        # Not storable: a lone UTF-16 surrogate (no UTF-8 form) and NUL (PostgreSQL text).
+        "agent_id_lone_surrogate": jwt.encode({**VALID, "agentId": "agent-\ud800"}, secret, algorithm="HS256"),
+        "agent_id_with_nul": jwt.encode({**VALID, "agentId": "agent\x00x"}, secret, algorithm="HS256"),
         "user_id_instead_of_agent_id": jwt.encode({"user_id": "agent-fawzi", "iat": NOW, "exp": NOW + 3600}, secret),
         "other_scope": jwt.encode({**VALID, "scope": "admin"}, secret, algorithm="HS256"),
         "join_without_room_id": jwt.encode({**VALID, "scope": "room:join", "jti": "j1"}, secret),

@@ -268,6 +268,22 @@ def test_create_room_with_malformed_json_answers_400_parse_error(
     assert Room.objects.count() == 0
 
 
+DEEP_BODIES = [("array", "[" * 50_000 + "]" * 50_000), ("object", '{"a":' * 50_000 + "1" + "}" * 50_000)]
+
+
+@pytest.mark.parametrize(("_case", "body"), DEEP_BODIES)
+def test_create_room_with_a_50000_deep_json_body_answers_400_parse_error(
+    client_as: Callable[..., APIClient], _case: str, body: str
+) -> None:
+    # given a valid JSON body nested deeper than Python's recursion limit
+    # when
+    response = client_as().post("/api/rooms", body, content_type="application/json")
+    # then a JSON 400 like any malformed body, not a 500
+    assert response.status_code == 400
+    assert response.json() == {"detail": ANY_TEXT, "code": "parse_error"}
+    assert Room.objects.count() == 0
+
+
 def test_create_room_with_form_body_answers_415(
     client_as: Callable[..., APIClient],
 ) -> None:

@@ -37,6 +37,9 @@ logger = logging.getLogger(__name__)
 # ASGI send callable of the transport currently carrying the session's websocket frames.
 WsSend = Callable[[dict[str, Any]], Awaitable[None]]
 SID_BYTES = 15  # 20 URL-safe characters, as socket.io's own ids
+# Engine.IO MESSAGE + Socket.IO EVENT without attachments: the frames a pause drops unread
+# (pings, pongs, closes, CONNECTs and binary packets are always read).
+EVENT_FRAME_PREFIX = "42"
 # Peers remembered for "log once at WARNING"; the set is cleared when it grows past this.
 MAX_WARNED_PEERS = 10_000
 
@@ -115,6 +118,9 @@ class Connection:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._closed = False
+        # Monotonic time until which the app refuses this session's events (rate limit):
+        # until then incoming EVENT packets are dropped unread (see ``pause_events``).
+        self._events_paused_until = 0.0
         Connection.registry[self.eio_sid] = self
         self._arm_timer()  # the session's deadlines: heartbeat, connect timeout, upgrade checks
 
@@ -144,8 +150,22 @@ class Connection:
         await self.flush()
 
     async def receive_ws(self, frame: str | bytes) -> None:
-        """A frame from the active websocket."""
-        await self.handle(self.session.receive_ws(frame, now=time.monotonic()))
+        """A frame from the active websocket; a text EVENT while events are paused is
+        dropped unread (its parse would be work for nothing)."""
+        now = time.monotonic()
+        if now < self._events_paused_until and type(frame) is str and frame.startswith(EVENT_FRAME_PREFIX):
+            return
+        await self.handle(self.session.receive_ws(frame, now=now))
+
+    def pause_events(self, duration_s: float) -> None:
+        """The app refuses this session's events for ``duration_s``: text EVENT packets
+        arriving meanwhile are dropped unread (websocket), and a polling POST stops being
+        decoded (the rest of its body is dropped)."""
+        self._events_paused_until = time.monotonic() + duration_s
+
+    def are_events_paused(self, now: float) -> bool:
+        """True while ``pause_events`` is in force."""
+        return now < self._events_paused_until
 
     @property
     def poll_ready(self) -> asyncio.Event:

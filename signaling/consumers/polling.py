@@ -61,18 +61,29 @@ class EnginePollingConsumer(AsyncConsumer):
         self.socketio = socketio
         self.body: list[bytes] = []
         self.body_size = 0
+        self.is_routed = False
         self.responded = False
         self.waiting: asyncio.Task[None] | None = None
         self.conn: Connection | None = None
 
     async def http_request(self, message: dict[str, Any]) -> None:
+        if self.is_routed:
+            return  # the rest of a body past maxPayload: already answered, not kept
         chunk = message.get("body", b"")
-        self.body.append(chunk)
         self.body_size += len(chunk)
-        if message.get("more_body") and self.body_size <= self.session_config.max_payload_bytes:
-            return
+        if self.body_size > self.session_config.max_payload_bytes:
+            # Stop reading at the limit: nothing more is kept or joined; the request is
+            # answered now (a POST 413: the session decides).
+            self.body = []
+        else:
+            self.body.append(chunk)
+            if message.get("more_body"):
+                return
+        self.is_routed = True
+        body = b"".join(self.body)
+        self.body = []
         try:
-            await self.route(b"".join(self.body))
+            await self.route(body)
         except Exception:
             logger.exception("polling request failed")
             if self.conn is not None:
@@ -155,11 +166,19 @@ class EnginePollingConsumer(AsyncConsumer):
             text = body.decode("utf-8")
         except UnicodeDecodeError:
             text = "\x00"  # not a payload: the session reports the parse error
+        events: list[Event] = []
+        slices = conn.session.polling_post_slices(text, now=time.monotonic())
         try:
-            events = conn.session.receive_polling_post(text, now=time.monotonic())
             # Answer after the events ran: the client's next POST then cannot overtake them.
-            await conn.handle(events)
+            # One slice of packets at a time, yielding to the loop in between: a POST of
+            # many packets does not hold every other socket up (issue 11).
+            for events in slices:
+                await conn.handle(events)
+                if conn.is_finished or conn.are_events_paused(time.monotonic()):
+                    break  # over its rate limit: the rest of the body is dropped unread
+                await asyncio.sleep(0)
         finally:
+            slices.close()
             conn.session.end_post()
         if _close_error(events) is not None:
             await self.answer_error(conn, events)

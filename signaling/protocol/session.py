@@ -22,6 +22,7 @@ Outbound calls on a closed session are silently dropped: relays racing a close a
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Any, TypeAlias, cast
@@ -241,6 +242,17 @@ _ROOT = "/"
 # polling GET is answered with a NOOP every 100 ms, so a GET the client sent after the probe's
 # NOOP cannot hold its upgrade packet until the next PING.
 UPGRADE_NOOP_INTERVAL_S = 0.1
+# How many packets of a polling POST are decoded per slice (``polling_post_slices``): the
+# adapter hands each slice's events to the app and yields to its event loop in between, so
+# one POST of many tiny packets cannot hold the loop (issue 11).
+POLLING_SLICE_PACKETS = 64
+# A namespace name longer than this is refused as a protocol error (the session closes):
+# socket.io has no bound, but a refused CONNECT echoes the name back, and nothing a real
+# client sends comes close (namespaces are short paths such as "/admin").
+MAX_NAMESPACE_CHARS = 256
+# Refused CONNECTs (CONNECT_ERROR sent) a session may make before it is closed: a client
+# retrying the wrong namespace a few times is a bug, thousands is an attack.
+MAX_REFUSED_NAMESPACES = 16
 
 
 def _oversize(size_hint: int, limit: int) -> RemoteProtocolError:
@@ -272,6 +284,7 @@ class EngineSession:
         "_is_poll_pending",
         "_is_poll_release_due",
         "_is_posting",
+        "_is_probed",
         "_is_root_connected",
         "_last_ping_at",
         "_max_payload_bytes",
@@ -282,6 +295,7 @@ class EngineSession:
         "_ping_timeout_s",
         "_pong_deadline",
         "_probe_out",
+        "_refused_namespaces",
         "_sid",
         "_socketio",
         "_state",
@@ -319,6 +333,8 @@ class EngineSession:
         self._probe_out: list[str | bytes] = []
         self._upgrade_noop_at: float | None = None
         self._is_posting = False
+        self._is_probed = False
+        self._refused_namespaces = 0
         self._connect_deadline: float | None = now + config.connect_timeout_ms / 1000 if socketio else None
         self._is_poll_release_due = False
         upgrades = [Transport.WEBSOCKET.value] if transport is Transport.POLLING and config.upgrades_enabled else []
@@ -404,10 +420,15 @@ class EngineSession:
             Body over maxPayload: 413, PARSE_ERROR (SPEC section 3).
 
         Raises:
-            RemoteProtocolError: (HTTP 400) the session is already closed.
+            RemoteProtocolError: (HTTP 400) the session is already closed, or upgraded to
+                websocket: then the session goes on untouched (engine.io answers such a
+                request 400 "Bad request", TRANSPORT_MISMATCH), so whoever learns a sid
+                cannot end the session with a POST.
         """
         if self._is_closed:
             raise RemoteProtocolError("polling POST for a closed session")
+        if self._transport is not Transport.POLLING:
+            raise RemoteProtocolError("polling POST on a session upgraded to websocket")
         if self._is_posting:
             error = RemoteProtocolError("overlapping polling POST requests")
             return [self._close(CloseReason.TRANSPORT_ERROR, error, polling_packet=_CLOSE)]
@@ -426,10 +447,26 @@ class EngineSession:
         Events of the packets before an invalid one are kept; the list then ends with
         ``SessionClosed(PARSE_ERROR, error)``: answer that POST with ``error.http_status``
         (413 when the body exceeds maxPayload, else 400). Otherwise answer ``ok``.
+        The whole body at once: ``polling_post_slices`` is the same in slices.
+        """
+        events: list[Event] = []
+        for chunk in self.polling_post_slices(body, now=now, packets_per_slice=len(body) + 1):
+            events.extend(chunk)
+        return events
+
+    def polling_post_slices(
+        self, body: str, *, now: float, packets_per_slice: int = POLLING_SLICE_PACKETS
+    ) -> Iterator[list[Event]]:
+        """``receive_polling_post`` in slices: yields the events of at most
+        ``packets_per_slice`` packets at a time (an empty list for a slice without events).
+
+        The adapter handles each slice before asking for the next, and may stop early (close
+        the iterator): the packets not decoded yet are dropped unread, and a binary packet
+        still waiting for its attachments is dropped with them. The last slice after a peer
+        error ends with ``SessionClosed(PARSE_ERROR, error)``, as ``receive_polling_post``.
         """
         if self._is_closed:
-            return []
-        events: list[Event] = []
+            return
         try:
             if self._transport is not Transport.POLLING:
                 raise RemoteProtocolError("polling POST on a session upgraded to websocket")
@@ -437,16 +474,35 @@ class EngineSession:
             limit = self._max_payload_bytes
             if length * 4 > limit and (length > limit or utf8_length(body) > limit):
                 raise _oversize(length, limit)
-            if RECORD_SEPARATOR not in body:
-                return self._receive_polling_packet(body)
-            for part in body.split(RECORD_SEPARATOR):
-                events.extend(self._receive_polling_packet(part))
-                if self._is_closed:  # a CLOSE packet: ignore what follows it
-                    break
-            return events
         except RemoteProtocolError as exc:
-            events.extend(self._fail(exc))
-            return events
+            yield self._fail(exc)
+            return
+        # Packets are cut out one at a time (no split of the whole body): what an adapter
+        # drops after closing the iterator is never even scanned.
+        position, end = 0, len(body)
+        is_complete = False
+        try:
+            while position <= end:
+                events: list[Event] = []
+                try:
+                    for _ in range(packets_per_slice):
+                        cut = body.find(RECORD_SEPARATOR, position)
+                        if cut < 0:
+                            cut = end
+                        part = body[position:cut] if position or cut != end else body
+                        position = cut + 1
+                        events.extend(self._receive_polling_packet(part))
+                        if self._is_closed or position > end:  # CLOSE: ignore what follows it
+                            break
+                except RemoteProtocolError as exc:
+                    events.extend(self._fail(exc))
+                yield events
+                if self._is_closed:
+                    break
+            is_complete = True
+        finally:
+            if not is_complete and self._decoder is not None:
+                self._decoder.discard_pending()
 
     def _receive_polling_packet(self, part: str) -> list[Event]:
         if part[:1] == BINARY_PREFIX:
@@ -506,6 +562,14 @@ class EngineSession:
             return [EioMessageReceived(data)]
         packet = decoder.feed(data)
         if packet is None:
+            pending = decoder.pending_namespace
+            if pending is not None and self._namespaces.get(pending) is not _Namespace.CONNECTED:
+                # A binary packet's attachments are held only for a connected (authenticated)
+                # namespace: before that nothing may make the server keep bytes.
+                if self._namespaces.get(pending) is _Namespace.LEFT:
+                    decoder.skip_pending()  # in flight while we refused it: dropped unread
+                else:
+                    raise RemoteProtocolError(f"binary packet for unconnected namespace {pending!r}")
             return []
         return self._receive_sio(packet, decoder.data_size_bytes)
 
@@ -516,6 +580,10 @@ class EngineSession:
         if packet_type is SioPacketType.CONNECT:
             if state is _Namespace.PENDING or state is _Namespace.CONNECTED:
                 raise RemoteProtocolError(f"second CONNECT for namespace {namespace!r}")
+            if len(namespace) > MAX_NAMESPACE_CHARS:
+                raise RemoteProtocolError(f"namespace name of {len(namespace)} characters")
+            if self._refused_namespaces >= MAX_REFUSED_NAMESPACES:
+                raise RemoteProtocolError(f"more than {MAX_REFUSED_NAMESPACES} refused CONNECTs")
             self._namespaces[namespace] = _Namespace.PENDING
             return [SioConnect(namespace, packet.data)]
         if state is not _Namespace.CONNECTED:
@@ -556,6 +624,7 @@ class EngineSession:
             raise RemoteProtocolError(f"upgrade refused (state {self._state}, transport {self._transport})")
         self._state = transition(self._state, SessionEvent.PROBE_OPENED)
         self._probe_out = []
+        self._is_probed = False
 
     def receive_upgrade_ws(self, frame: str | bytes, *, now: float) -> list[Event]:
         """Handle one frame of the probe WebSocket (state UPGRADING).
@@ -577,9 +646,13 @@ class EngineSession:
             raise LocalProtocolError("receive_upgrade_ws outside of an upgrade")
         if frame == _PROBE_PING:
             self._probe_out.append(_PROBE_PONG)
-            # Engine.IO v4 "Upgrade": send a noop to any pending GET so polling ends cleanly.
-            self._out.append(_NOOP)
-            self._upgrade_noop_at = now + UPGRADE_NOOP_INTERVAL_S
+            if not self._is_probed:
+                # Engine.IO v4 "Upgrade": send a noop to any pending GET so polling ends
+                # cleanly. Once: a client repeating the probe gets 3probe again, but the
+                # polling buffer does not grow by one NOOP per probe.
+                self._is_probed = True
+                self._out.append(_NOOP)
+                self._upgrade_noop_at = now + UPGRADE_NOOP_INTERVAL_S
             return []
         if frame == _UPGRADE:
             self._state = transition(self._state, SessionEvent.UPGRADE_RECEIVED)
@@ -705,7 +778,14 @@ class EngineSession:
         if data is not None:
             payload["data"] = data
         self._queue_packets(encode_packet(SioPacket(SioPacketType.CONNECT_ERROR, namespace, payload)))
-        self._namespaces[namespace] = _Namespace.LEFT
+        self._refused_namespaces += 1
+        if namespace == _ROOT:
+            self._namespaces[namespace] = _Namespace.LEFT
+        else:
+            # Nothing is kept for a refused namespace (its name may be long): a later packet
+            # for it closes the session, as socket.io's server closes a client that sends
+            # to a namespace it is not connected to (lib/client.ts "invalid state").
+            del self._namespaces[namespace]
 
     def emit(self, event: str, *args: Any, namespace: str = "/", ack_id: int | None = None) -> None:
         """Queue an EVENT (binary arguments supported). Hot path: ``encode_event`` +

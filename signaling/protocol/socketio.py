@@ -137,6 +137,16 @@ def _orjson_default(value: object) -> NoReturn:
     raise _NotForOrjson
 
 
+def _parse_long_int(digits: str) -> int | float:
+    """An integer literal as JSON.parse reads it: one past Python's int-str limit (4300
+    digits by default) becomes a float, hence +-Infinity, instead of failing the parse
+    (a :class:`JsonFloat`, so the relay's orjson path leaves it to the stdlib encoder)."""
+    try:
+        return int(digits)
+    except ValueError:
+        return JsonFloat(digits)
+
+
 # Built once: json.dumps / json.loads with keyword arguments build a new coder per call.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_encode_default)
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=JsonFloat)
@@ -147,6 +157,11 @@ _orjson_dumps = orjson.dumps
 _OrjsonError = orjson.JSONEncodeError
 _encode_json = _ENCODER.encode
 _raw_decode_json = _DECODER.raw_decode
+# Used only after the C-accelerated parse met an integer too long for int(): the hook makes
+# every integer a Python call, which the hot path must not pay.
+_raw_decode_lenient = json.JSONDecoder(
+    parse_constant=_reject_constant, parse_int=_parse_long_int, parse_float=JsonFloat
+).raw_decode
 
 
 def namespace_prefix(namespace: str) -> str:
@@ -337,7 +352,16 @@ def parse_json(text: str, start: int) -> Any:
     """
     try:
         value, end = _raw_decode_json(text, start)
-    except (ValueError, RecursionError) as exc:
+    except ValueError as exc:
+        if "integer string conversion" not in str(exc):
+            raise RemoteProtocolError("invalid JSON payload") from exc
+        # Valid JSON with a very long integer: read it as JSON.parse does (Infinity), so the
+        # application can refuse the event (it cannot be relayed) instead of the connection.
+        try:
+            value, end = _raw_decode_lenient(text, start)
+        except (ValueError, RecursionError) as lenient_exc:
+            raise RemoteProtocolError("invalid JSON payload") from lenient_exc
+    except RecursionError as exc:
         raise RemoteProtocolError("invalid JSON payload") from exc
     if end != len(text) and text[end:].strip(_JSON_WHITESPACE):
         raise RemoteProtocolError("trailing data after the JSON payload")
@@ -469,18 +493,38 @@ class SioDecoder:
     attachments' sizes.
     """
 
-    __slots__ = ("_buffers", "_pending", "_pending_size", "data_size_bytes")
+    __slots__ = ("_buffers", "_is_skipping", "_pending", "_pending_size", "data_size_bytes")
 
     def __init__(self) -> None:
         self._pending: SioPacket | None = None
         self._buffers: list[bytes] = []
         self._pending_size = 0
+        self._is_skipping = False
         self.data_size_bytes = 0
 
     @property
     def is_reconstructing(self) -> bool:
         """True while a binary packet waits for its attachments."""
         return self._pending is not None
+
+    @property
+    def pending_namespace(self) -> str | None:
+        """The namespace of the binary packet waiting for its attachments, if any."""
+        return self._pending.namespace if self._pending is not None else None
+
+    def skip_pending(self) -> None:
+        """Drop the waiting binary packet: its remaining attachments are counted, not kept,
+        and it is never returned (the session refused its namespace)."""
+        if self._pending is not None and not self._is_skipping:
+            self._is_skipping = True
+            self._buffers = [b"" for _ in self._buffers]
+
+    def discard_pending(self) -> None:
+        """Forget the waiting binary packet at once (the rest of its input is dropped)."""
+        self._pending = None
+        self._buffers = []
+        self._pending_size = 0
+        self._is_skipping = False
 
     def feed(self, message: str | bytes) -> SioPacket | None:
         """Decode one Engine.IO MESSAGE payload.
@@ -510,8 +554,14 @@ class SioDecoder:
         if pending is None:
             _fail("binary message without a pending binary packet")
         buffers = self._buffers
-        buffers.append(bytes(message))
         self._pending_size += len(message)
+        if self._is_skipping:
+            # Count the attachment in a placeholder, keep none of its bytes.
+            buffers.append(b"")
+            if len(buffers) >= pending.attachments:
+                self.discard_pending()
+            return None
+        buffers.append(bytes(message))
         if len(buffers) < pending.attachments:
             return None
         self._pending = None

@@ -4,7 +4,10 @@ Owns the cache of each open room's wire representation (``participantCount`` 0) 
 policy, so that a join costs no database query once the room is known here. Filled when
 REST creates a room on this instance or on the first join; dropped when the room closes
 (locally, or on any instance through the room's close broadcast). A closed room is never
-cached: a join of a room closed elsewhere is refused by presence's closed set.
+cached: a join of a room closed elsewhere is refused by presence's closed set. That set lives
+in Redis: when Redis lost its data (this instance found itself unregistered), the whole cache
+is dropped, so every room is read from the database again and a room closed before the loss
+is refused from its row (issue 11).
 """
 
 from __future__ import annotations
@@ -31,6 +34,10 @@ class RoomPolicies:
         if not room.is_closed:
             self._entries[room.id] = entry
         return entry
+
+    def forget_all(self) -> None:
+        """Presence may have lost its closed set: the next join of every room reads the database."""
+        self._entries.clear()
 
     def forget(self, room_id: str) -> None:
         """The room closed or changed: the next join reads the database."""

@@ -61,6 +61,9 @@ class SocketState:
     participant: Participant | None = None
     rate_budget: float = 0.0
     rate_budget_at: float = 0.0
+    # True once a refused event was answered `rate_limited`; the events refused after it
+    # get no answer until one is accepted again (a burst costs one reply, not one per event).
+    is_rate_limit_told: bool = False
 
 
 def _bearer(scope: dict[str, Any]) -> str | None:
@@ -174,8 +177,15 @@ class SignalingApp:
             state.rate_budget_at = now
             if budget < 1.0:
                 state.rate_budget = budget
+                # Until the next token, the connection drops this socket's events unread.
+                conn.pause_events((1.0 - budget) / cfg.rate_limit_per_s)
+                if state.is_rate_limit_told:
+                    result = ErrorCode.RATE_LIMITED
+                    return
+                state.is_rate_limit_told = True
                 raise SignalingError(ErrorCode.RATE_LIMITED, "too many events; slow down")
             state.rate_budget = budget - 1.0
+            state.is_rate_limit_told = False
             name = event.event
             if name in events.RELAY_EVENTS:
                 if event.size_bytes > cfg.max_message_bytes:
@@ -235,8 +245,12 @@ class SignalingApp:
         name, body = payloads.relayed(request, client_id=state.client_id, agent_id=state.agent_id, room_id=room_id)
         try:
             text = encode_relayed_event(name, body)
-        except LocalProtocolError as exc:  # binary attachments: the relay path is text only
-            raise SignalingError(ErrorCode.INVALID_PAYLOAD, "binary data cannot be relayed") from exc
+        except LocalProtocolError as exc:
+            # Binary attachments (the relay path is text only), or a number JSON cannot
+            # carry (an integer past 4300 digits or 1e400 reads as Infinity).
+            raise SignalingError(
+                ErrorCode.INVALID_PAYLOAD, "this payload cannot be relayed (binary data or a number out of range)"
+            ) from exc
         if target is None:
             await view.deliver(text, exclude=state.client_id)
             await instance.delivery.to_room(

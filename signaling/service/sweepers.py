@@ -93,6 +93,9 @@ class Sweeper:
         was_unregistered = await instance.presence.register_instance(instance.instance_id, instance.liveness_ttl_ms)
         if was_unregistered:
             self._is_reassert_due = True
+            # Redis may have restarted empty: its closed-rooms set is gone, so no cached
+            # room may be trusted as open any more.
+            instance.policies.forget_all()
             self._instance.delivery.suspect_layer()
             if instance.sockets:
                 logger.warning(

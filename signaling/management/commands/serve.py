@@ -22,6 +22,11 @@ DAPHNE_LAUNCHER = "signaling.daphne_launcher"
 # socket.io's perMessageDeflate default is off (and daphne has none): every small signaling
 # frame compressed costs CPU for nothing. uvicorn enables it unless told otherwise.
 UVICORN_WS_OPTIONS = ("--ws-per-message-deflate", "false")
+# daphne cuts every websocket after --websocket_timeout seconds (default 86400: a call or an
+# idle signaling socket would drop after 24 h); a negative value is "no limit" (daphne's
+# check_timeouts: `duration > websocket_timeout and websocket_timeout >= 0`). Liveness is
+# Engine.IO's heartbeat, not a wall-clock cap.
+DAPHNE_WS_OPTIONS = ("--websocket_timeout", "-1")
 
 # What the banner lists, after the base URL: (path, what it is); {manage} is how to run
 # manage.py in this mode.
@@ -63,7 +68,7 @@ class Command(BaseCommand):
             if importlib.util.find_spec("daphne") is None:
                 raise CommandError("daphne is not installed")
             exe = sys.executable
-            daphne_args = ["-b", cfg.host, "-p", str(cfg.port), "--proxy-headers", APPLICATION]
+            daphne_args = ["-b", cfg.host, "-p", str(cfg.port), "--proxy-headers", *DAPHNE_WS_OPTIONS, APPLICATION]
             argv = [exe, "-m", DAPHNE_LAUNCHER, *daphne_args]
         else:
             exe = os.path.join(os.path.dirname(sys.executable), server)

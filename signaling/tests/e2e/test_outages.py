@@ -143,6 +143,39 @@ async def test_relays_during_a_redis_outage_are_answered_and_sockets_stay(
     assert not alice.drain("disconnect") and not bob.drain("disconnect")
 
 
+async def test_a_room_deleted_while_redis_is_down_stays_closed_on_every_instance_after_it_restarts_empty(
+    live_servers: Callable[..., list[LiveServer]],
+    sio_client: Callable[[], SioClient],
+    own_redis: RedisServer,
+) -> None:
+    # given: a room created through instance b (so b caches it as open)
+    env = {**PATIENT_HEARTBEAT, "REDIS_URL": own_redis.url, "REDIS_PREFIX": "e2e" + uuid.uuid4().hex[:16]}
+    a, b = live_servers(count=2, env=env)
+    room_id = (await b.acreate_room())["id"]
+    # when: it is deleted through a while Redis is down (the row closes; neither presence's
+    # closed set nor b's cache can hear of it), then Redis comes back empty
+    own_redis.stop()
+    status, _ = await a.arequest("DELETE", f"/api/rooms/{room_id}", token=a.mint("agent-creator"))
+    assert status in (204, 503), status
+    status, room = await a.aget(f"/api/rooms/{room_id}")
+    assert (status, room["closed"]) == (200, True)
+    own_redis.start()
+
+    async def both_registered() -> bool:
+        status, stats = await b.aget("/api/stats")
+        return status == 200 and stats["instances"] == 2
+
+    await wait_for(both_registered, "both instances registered again")
+    # then: a join through either instance is refused from the database's row
+    for server in (b, a):
+        client = sio_client()
+        await client.connect_as(server, f"agent-after-{server.name}", transports=["websocket"])
+        reply = await client.join(room_id, timeout=10)
+        assert reply == {"ok": False, "error": {"code": "room_closed", "message": reply["error"]["message"]}}
+    status, room = await b.aget(f"/api/rooms/{room_id}")
+    assert (status, room["closed"], room["participantCount"]) == (200, True, 0)
+
+
 async def test_a_database_outage_answers_503_and_unavailable_and_rooms_still_expire_afterwards(
     live_servers: Callable[..., list[LiveServer]], sio_client: Callable[[], SioClient], own_postgres: PostgresServer
 ) -> None:

@@ -14,9 +14,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from channels.testing import ApplicationCommunicator
 
 from rooms.tests.fixtures import ANY_TEXT
 from rooms.tokens import mint_agent_token
+from signaling.consumers.polling import EnginePollingConsumer
+from signaling.routing import session_config
+from signaling.service.sockets import SignalingApp
 from signaling.tests.integration.fixtures import ANY_SID, Harness
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -286,6 +290,41 @@ async def test_oversize_polling_post_answers_413_and_ends_the_session(
     assert response.json() == {"code": 3, "message": ANY_TEXT}
     gone = await signaling.post(eio_sid, "3")
     assert (gone.status, gone.json()) == (400, UNKNOWN_SID_BODY)
+
+
+async def test_polling_body_past_max_payload_is_answered_at_the_limit_and_the_rest_not_kept(
+    signaling: Harness, signaling_config: Callable[..., None]
+) -> None:
+    # given a polling consumer of the application, fed by hand in 8 KiB chunks
+    signaling_config(max_payload_bytes=100_000)
+    eio_sid, _ = await polling_session(signaling, "agent-alice")
+    consumer = EnginePollingConsumer(app=SignalingApp(), session_config=session_config())
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/socket.io/",
+        "query_string": f"EIO=4&transport=polling&sid={eio_sid}".encode(),
+        "headers": [],
+        "client": ("127.0.0.1", 50000),
+    }
+    communicator = ApplicationCommunicator(consumer, scope)
+    chunk = b"x" * 8192
+    for _ in range(13):  # 106,496 bytes: the 13th chunk crosses the limit
+        await communicator.send_input({"type": "http.request", "body": chunk, "more_body": True})
+    # when the body goes on (20 MB more)
+    start = await communicator.receive_output(2)
+    for _ in range(2500):
+        await communicator.send_input({"type": "http.request", "body": chunk, "more_body": True})
+    await communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
+    await communicator.receive_output(2)  # the 413 body
+    # then the request was answered 413 at the limit, once, and nothing past it was kept
+    assert start["status"] == 413
+    assert await communicator.receive_nothing(0.2)
+    assert consumer.body == []
+    gone = await signaling.post(eio_sid, "3")
+    assert (gone.status, gone.json()) == (400, UNKNOWN_SID_BODY)
+    await communicator.send_input({"type": "http.disconnect"})
+    await communicator.wait(2)
 
 
 async def test_oversize_websocket_frame_closes_with_1009(

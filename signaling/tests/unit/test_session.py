@@ -28,6 +28,7 @@ from signaling.protocol import (
     encode_event,
     transition,
 )
+from signaling.protocol.session import MAX_NAMESPACE_CHARS, MAX_REFUSED_NAMESPACES
 
 CONFIG = SessionConfig(ping_interval_ms=25000, ping_timeout_ms=20000, max_payload_bytes=1_000_000)
 SMALL = SessionConfig(ping_interval_ms=25000, ping_timeout_ms=20000, max_payload_bytes=100)
@@ -608,18 +609,138 @@ def test_get_after_the_upgrade_is_refused_and_the_session_goes_on() -> None:
     assert session.is_closed is False
 
 
-def test_post_after_the_upgrade_closes_the_session_with_400() -> None:
-    # given
-    session = polling_session()
+def test_post_after_the_upgrade_is_refused_and_the_session_goes_on() -> None:
+    # given: an upgraded session (engine.io answers such a POST 400, TRANSPORT_MISMATCH)
+    session = connected_polling_session()
     session.begin_upgrade(now=1.0)
     session.receive_upgrade_ws("5", now=1.0)
     # when
-    events = session.receive_polling_post('42["a"]', now=2.0)
+    with pytest.raises(RemoteProtocolError) as excinfo:
+        session.begin_post(body_size_bytes=7)
+    # then the session is untouched and still reads its websocket
+    assert excinfo.value.http_status == 400
+    assert session.is_closed is False
+    assert session.receive_ws('42["a"]', now=2.0) == [SioEventReceived("/", "a", [], None, 5)]
+
+
+def test_repeated_probes_queue_one_noop_for_polling() -> None:
+    # given
+    session = connected_polling_session()
+    session.begin_upgrade(now=1.0)
+    # when the client probes 1,000 times
+    for _ in range(1000):
+        assert session.receive_upgrade_ws("2probe", now=1.0) == []
+    # then every probe is answered, and a GET gets a single NOOP
+    assert session.outgoing_probe_ws() == ["3probe"] * 1000
+    session.begin_poll()
+    assert session.take_polling_payload() == "6"
+
+
+def test_upgrade_packet_without_a_probe_releases_the_pending_get() -> None:
+    # given a GET pending when "5" arrives, with no "2probe" before it
+    session = connected_polling_session()
+    session.begin_poll()
+    session.begin_upgrade(now=1.0)
+    # when
+    events = session.receive_upgrade_ws("5", now=1.0)
     # then
-    error = closed_with(events)
-    assert len(events) == 1
-    assert error.http_status == 400
-    assert session.is_closed is True
+    assert events == [UpgradeCompleted()]
+    assert session.has_polling_data() is True
+    assert session.take_polling_payload() == "6"
+
+
+def test_polling_post_is_decoded_in_slices_and_closing_early_drops_the_rest() -> None:
+    # given a POST of 200 events, and a binary event cut by the end of the second slice
+    session = connected_polling_session()
+    body = "\x1e".join(['42["e"]'] * 127 + [f'451-["b",{PLACEHOLDER_0}]'] + ['42["e"]'] * 72)
+    # when the adapter stops after two slices
+    slices = session.polling_post_slices(body, now=1.0, packets_per_slice=64)
+    first, second = next(slices), next(slices)
+    slices.close()
+    # then it saw 64 + 63 events, nothing after, and the session is fine
+    assert len(first) == 64 and len(second) == 63
+    assert session.is_closed is False
+    assert session.receive_polling_post('42["after"]', now=2.0) == [SioEventReceived("/", "after", [], None, 9)]
+
+
+def test_binary_packet_before_connect_closes_before_any_attachment() -> None:
+    # given an unauthenticated websocket (no namespace connected)
+    session = ws_session()
+    # when it announces a binary event
+    events = session.receive_ws(f'451-["upload",{PLACEHOLDER_0}]', now=1.0)
+    # then the session closes at once: no attachment is awaited, nor kept
+    assert closed_with(events).ws_close_code == 1002
+
+
+def test_binary_packet_while_connect_is_pending_closes_the_session() -> None:
+    # given
+    session = ws_session()
+    assert session.receive_ws('40{"token":"t"}', now=1.0) == [SioConnect("/", {"token": "t"})]
+    # when
+    events = session.receive_ws(f'451-["upload",{PLACEHOLDER_0}]', now=1.1)
+    # then
+    closed_with(events)
+
+
+def test_binary_packet_in_flight_after_a_refused_connect_is_dropped_unkept() -> None:
+    # given a refused root namespace
+    session = ws_session()
+    session.receive_ws('40{"token":"bad"}', now=1.0)
+    session.reject_namespace("/", "invalid_token")
+    session.outgoing_ws()
+    # when the client's in-flight binary event and its attachments arrive
+    header = session.receive_ws(f'452-["upload",{PLACEHOLDER_0},{PLACEHOLDER_1}]', now=1.1)
+    first = session.receive_ws(b"\x01" * 50, now=1.2)
+    second = session.receive_ws(b"\x02" * 50, now=1.3)
+    # then nothing is delivered, the session stays, and the next packet is read normally
+    assert header == first == second == []
+    assert session.is_closed is False
+    assert session.receive_ws("40", now=1.4) == [SioConnect("/", None)]
+
+
+def test_connect_to_a_namespace_with_a_too_long_name_closes_the_session() -> None:
+    # given
+    session = ws_session()
+    # when
+    events = session.receive_ws("40/" + "n" * MAX_NAMESPACE_CHARS + ",", now=1.0)
+    # then
+    closed_with(events)
+    assert session.outgoing_ws() == []
+
+
+def test_refused_namespaces_are_forgotten_and_bounded_per_session() -> None:
+    # given a client refused MAX_REFUSED_NAMESPACES times
+    session = ws_session()
+    for i in range(MAX_REFUSED_NAMESPACES):
+        assert session.receive_ws(f"40/ns{i},", now=1.0) == [SioConnect(f"/ns{i}", None)]
+        session.reject_namespace(f"/ns{i}", "Invalid namespace")
+    refused = session.outgoing_ws()
+    # when it tries once more
+    events = session.receive_ws("40/one-more,", now=1.1)
+    # then every refusal was answered, and the next CONNECT closes the session
+    assert refused == [f'44/ns{i},{{"message":"Invalid namespace"}}' for i in range(MAX_REFUSED_NAMESPACES)]
+    closed_with(events)
+
+
+def test_packet_for_a_refused_namespace_closes_the_session_as_socketio_does() -> None:
+    # given
+    session = ws_session()
+    session.receive_ws("40/admin,", now=1.0)
+    session.reject_namespace("/admin", "Invalid namespace")
+    # when
+    events = session.receive_ws('42/admin,["x"]', now=1.1)
+    # then
+    closed_with(events)
+
+
+def test_event_with_an_integer_past_the_int_str_limit_is_delivered_as_infinity() -> None:
+    # given a valid JSON integer of 5,000 digits (Python's int() stops at 4,300)
+    session = connected_ws_session()
+    frame = '42["offer",{"n":' + "9" * 5000 + "}]"
+    # when
+    events = session.receive_ws(frame, now=1.0)
+    # then the event reaches the app, read as JSON.parse reads it
+    assert events == [SioEventReceived("/", "offer", [{"n": float("inf")}], None, len(frame) - 2)]
 
 
 def test_polling_post_with_several_packets_yields_every_event() -> None:
