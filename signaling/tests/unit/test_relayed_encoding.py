@@ -91,6 +91,8 @@ def test_every_character_is_escaped_as_the_stdlib_escapes_it() -> None:
         "[true,false,null,{}]",
         '{"a":{"b":[1,2.5,"c"]}}',
         '{"k":1,"k":2}',
+        "9" * 5000,
+        '{"n":[-' + "1" * 4400 + ",1.5]}",
     ],
 )
 def test_decoded_numbers_strings_and_containers_encode_identically(wire: str) -> None:
@@ -116,6 +118,15 @@ def test_bytes_non_str_keys_and_reserved_names_behave_as_encode_event() -> None:
     assert_same("offer", relayed_body(JsonFloat("nan")))
     assert_same("connect", relayed_body("x"))
     assert_same("disconnect", relayed_body("x"))
+
+
+def test_integers_past_the_int_str_limit_decode_as_json_floats() -> None:
+    # when: the lenient decoder reads an integer of 5,000 digits (JSON.parse: Infinity)
+    value = decoded("9" * 5000)
+    # then: a JsonFloat, which the orjson path hands to the stdlib (which refuses Infinity)
+    assert type(value) is JsonFloat
+    with pytest.raises(LocalProtocolError):
+        encode_relayed_event("offer", relayed_body(value))
 
 
 def test_decoded_floats_are_json_floats_and_take_the_stdlib_path() -> None:
