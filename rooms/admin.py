@@ -5,7 +5,8 @@ Closing goes through ``rooms.services.close_room_row``; ``room_closed`` is broad
 The change page lists the room's live participants (presence, cluster-wide) with kick,
 kick-and-ban and mute actions, and its bans with a lift action
 (:mod:`rooms.admin_moderation`); the list shows live counts. Those actions make the same
-``signaling.service.moderation_api`` calls as REST.
+``signaling.service.moderation_api`` calls as REST. The webhook outbox has its own,
+read-only admin (:mod:`rooms.admin_webhooks`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from rooms import services
+from rooms import (
+    admin_webhooks,  # noqa: F401 - registers the webhook outbox's admin
+    services,
+)
 from rooms.admin_moderation import ModerationAdminMixin
 from rooms.enums import CloseReason
 from rooms.models import Room

@@ -161,14 +161,15 @@ class WebhookState(models.TextChoices):
 class WebhookEvent(models.Model):
     """One webhook event in the outbox: written with the change it describes, delivered later.
 
-    ``seq`` counts the room's events from 1 (``Room.webhook_seq`` is the counter). Delivery
+    ``seq`` counts the room's events from 1 (``Room.webhook_seq``: the highest written; null
+    for a ``room.closed`` until it is numbered, see ``rooms.webhooks``). Delivery
     state lives here too: ``lease_until`` marks an event an instance is delivering right now,
     ``next_attempt_at`` when it is due again. Written and claimed only by ``rooms.webhooks``.
     """
 
     webhook_id = models.CharField(max_length=40, unique=True, default=new_webhook_id, editable=False)
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="webhook_events")
-    seq = models.PositiveIntegerField()
+    seq = models.PositiveIntegerField(null=True)
     type = models.CharField(max_length=32)
     occurred_at = models.DateTimeField()
     data = models.JSONField()
@@ -184,7 +185,11 @@ class WebhookEvent(models.Model):
     class Meta:
         ordering = ("id",)
         constraints = [models.UniqueConstraint(fields=("room", "seq"), name="webhook_event_room_seq")]
-        indexes = [models.Index(fields=("state", "next_attempt_at"), name="webhook_event_due")]
+        indexes = [
+            models.Index(fields=("state", "next_attempt_at"), name="webhook_event_due"),
+            # The claim's per-room questions: an earlier pending event, the predecessor.
+            models.Index(fields=("room", "state", "seq"), name="webhook_event_room_state_seq"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.type} #{self.seq} of {self.room_id} ({self.state})"

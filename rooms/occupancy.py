@@ -102,3 +102,10 @@ def due_rooms(now: datetime | None = None) -> list[tuple[str, CloseReason]]:
         reason = CloseReason.MAX_DURATION if closes_at is not None and closes_at <= now else CloseReason.EXPIRED
         result.append((room_id, reason))
     return result
+
+
+def room_presence_state(room_id: str) -> tuple[dict[str, int], int]:
+    """What presence loads for a room: its active bans (:func:`active_bans_ms`) and the
+    ``seq`` of its last webhook event written (0: none)."""
+    last_seq = Room.objects.filter(pk=room_id).values_list("webhook_seq", flat=True).first()
+    return active_bans_ms(room_id), int(last_seq or 0)

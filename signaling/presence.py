@@ -13,6 +13,15 @@ joins, cannot both win. The database holds the durable copy of the bans: a join 
 whose bans presence has not loaded (a new room here, a Redis restart) answers
 ``BANS_UNKNOWN`` and the service loads them (:meth:`PresenceStore.load_bans`) first.
 
+Webhook ``seq`` numbers (SPEC section 10) are reserved here too: each room has an event
+counter, and a join, leave, ban (kick) or close asked for events takes its numbers in the
+same atomic operation as the change. So a room's events are numbered in the order the
+changes happened cluster-wide (the order clients saw), before the change is acked, and
+the outbox rows can be written afterwards, in any order. The counter starts from the
+database's last ``seq`` (:meth:`PresenceStore.load_seq`; a join answers ``SEQ_UNKNOWN``
+until then); an operation on a room whose counter presence lost (a Redis restart) reserves
+nothing (0) and the outbox numbers that event itself.
+
 Never imports Django models or the channel layer; the service layer is its only writer.
 Instance ids are channel-layer channel names: the instance's inbox.
 """
@@ -72,6 +81,7 @@ class JoinStatus(IntEnum):
     BANNED = 4
     DUPLICATE = 5
     BANS_UNKNOWN = 6
+    SEQ_UNKNOWN = 7  # webhook events asked for, but presence does not hold the room's event counter
 
 
 # ``duplicate`` argument of :meth:`PresenceStore.join` (the room's ``duplicateIdentity``).
@@ -84,12 +94,19 @@ DUPLICATE_REPLACE = "replace"
 class JoinOutcome:
     """What :meth:`PresenceStore.join` saw: status, every member after the join, and the
     room's membership version after it (0 when nothing changed); ``replaced``: the sockets
-    of the same agent that this join took the seat of (``duplicateIdentity: replace``)."""
+    of the same agent that this join took the seat of (``duplicateIdentity: replace``).
+
+    With webhook events asked for: ``seq`` is the first of the webhook ``seq`` numbers the
+    join reserved, one ``participant.left`` per replaced socket, then ``room.started`` when
+    ``is_room_start`` (the room's first join), then ``participant.joined``; 0: none reserved.
+    """
 
     status: JoinStatus
     members: list[Participant]
     version: int = 0
     replaced: list[Participant] = field(default_factory=list)
+    seq: int = 0
+    is_room_start: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +116,7 @@ class BanOutcome:
     removed: list[Participant]
     remaining: int
     version: int = 0
+    seq: int = 0  # the first webhook seq reserved: kicked, left for each removed socket in turn
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,11 +125,13 @@ class LeaveOutcome:
 
     The version counts every join and leave of the room; occupancy marks written to the
     database carry it so that marks from different instances cannot overtake each other.
+    ``seq``: the first webhook ``seq`` the leave reserved (0: none, or the counter unknown).
     """
 
     participant: Participant
     remaining: int
     version: int = 0
+    seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,17 +153,28 @@ class PresenceStore(Protocol):
     async def remove_connection(self, instance_id: str, client_id: str) -> None: ...
     async def sync_connections(self, instance_id: str, connections: dict[str, str]) -> None: ...
     async def join(
-        self, room_id: str, participant: Participant, cap: int, *, duplicate: str = ..., now_ms: int = ...
+        self,
+        room_id: str,
+        participant: Participant,
+        cap: int,
+        *,
+        duplicate: str = ...,
+        now_ms: int = ...,
+        with_events: bool = ...,
     ) -> JoinOutcome:
         """Join atomically: closed room, bans (when ``now_ms`` > 0; 0: a member re-asserted by
-        reconciliation, admitted already), ``duplicate`` policy, cap."""
+        reconciliation, admitted already), ``duplicate`` policy, cap; with ``with_events``,
+        reserve the webhook ``seq`` numbers of the join's events (``SEQ_UNKNOWN`` when the
+        room's counter is not loaded)."""
         ...
 
     async def load_bans(self, room_id: str, bans: dict[str, int]) -> None: ...
-    async def ban(self, room_id: str, agent_id: str, until_ms: int) -> BanOutcome: ...
+    async def load_seq(self, room_id: str, last_seq: int) -> None: ...
+    async def reserve_seq(self, room_id: str, count: int) -> int: ...
+    async def ban(self, room_id: str, agent_id: str, until_ms: int, *, events_each: int = ...) -> BanOutcome: ...
     async def lift_ban(self, room_id: str, agent_id: str) -> None: ...
     async def set_muted(self, room_id: str, client_id: str, is_muted: bool) -> Participant | None: ...
-    async def leave(self, room_id: str, client_id: str) -> LeaveOutcome | None: ...
+    async def leave(self, room_id: str, client_id: str, *, events: int = ...) -> LeaveOutcome | None: ...
     async def members(self, room_id: str) -> list[Participant]: ...
     async def member(self, room_id: str, client_id: str) -> Participant | None: ...
     async def memberships(self, instance_id: str) -> list[tuple[str, str]]: ...
@@ -151,7 +182,7 @@ class PresenceStore(Protocol):
     async def mark_closed(self, room_id: str) -> list[Participant]: ...
     async def mark_closed_if_empty(self, room_id: str) -> int: ...
     async def dead_instances(self) -> list[str]: ...
-    async def reap_instance(self, instance_id: str) -> list[tuple[str, LeaveOutcome]]: ...
+    async def reap_instance(self, instance_id: str, *, events: int = ...) -> list[tuple[str, LeaveOutcome]]: ...
     async def stats(self) -> PresenceStats: ...
     async def ping(self) -> None: ...
 
@@ -167,11 +198,19 @@ class MemoryPresence:
         self._versions: dict[str, int] = {}
         self._bans: dict[str, dict[str, int]] = {}
         self._bans_loaded: set[str] = set()
+        self._seqs: dict[str, int] = {}
 
     def _bump(self, room_id: str) -> int:
         version = self._versions.get(room_id, 0) + 1
         self._versions[room_id] = version
         return version
+
+    def _reserve(self, room_id: str, count: int) -> int:
+        if count <= 0 or room_id not in self._seqs:
+            return 0
+        first = self._seqs[room_id] + 1
+        self._seqs[room_id] += count
+        return first
 
     async def register_instance(self, instance_id: str, ttl_ms: int) -> bool:
         """Mark the instance alive; True when it was not registered (new, or reaped)."""
@@ -202,6 +241,7 @@ class MemoryPresence:
         *,
         duplicate: str = DUPLICATE_ALLOW,
         now_ms: int = 0,
+        with_events: bool = False,
     ) -> JoinOutcome:
         if room_id in self._closed:
             return JoinOutcome(JoinStatus.CLOSED, [])
@@ -213,6 +253,8 @@ class MemoryPresence:
                 return JoinOutcome(JoinStatus.BANS_UNKNOWN, [])
             if self._bans.get(room_id, {}).get(participant.agent_id, 0) > now_ms:
                 return JoinOutcome(JoinStatus.BANNED, [])
+        if with_events and room_id not in self._seqs:
+            return JoinOutcome(JoinStatus.SEQ_UNKNOWN, [])
         same = [p for p in room.values() if p.agent_id == participant.agent_id]
         if same and duplicate == DUPLICATE_REJECT:
             return JoinOutcome(JoinStatus.DUPLICATE, [])
@@ -223,7 +265,12 @@ class MemoryPresence:
         for old in replaced:
             del room[old.client_id]
         room[participant.client_id] = participant
-        return JoinOutcome(JoinStatus.JOINED, list(room.values()), self._bump(room_id), replaced)
+        seq, is_room_start = 0, False
+        if with_events:
+            # seq 1 is room.created: a counter at 1 or below has seen no join yet
+            is_room_start = self._seqs[room_id] <= 1
+            seq = self._reserve(room_id, len(replaced) + 1 + is_room_start)
+        return JoinOutcome(JoinStatus.JOINED, list(room.values()), self._bump(room_id), replaced, seq, is_room_start)
 
     async def load_bans(self, room_id: str, bans: dict[str, int]) -> None:
         """Put the database's bans of a room into presence (a ban recorded meanwhile wins)."""
@@ -232,7 +279,15 @@ class MemoryPresence:
             current.setdefault(agent_id, until_ms)
         self._bans_loaded.add(room_id)
 
-    async def ban(self, room_id: str, agent_id: str, until_ms: int) -> BanOutcome:
+    async def load_seq(self, room_id: str, last_seq: int) -> None:
+        """Give presence the room's last webhook ``seq`` from the database (a counter held already wins)."""
+        self._seqs.setdefault(room_id, last_seq)
+
+    async def reserve_seq(self, room_id: str, count: int) -> int:
+        """Reserve ``count`` webhook ``seq`` numbers: the first, or 0 when the counter is not held."""
+        return self._reserve(room_id, count)
+
+    async def ban(self, room_id: str, agent_id: str, until_ms: int, *, events_each: int = 0) -> BanOutcome:
         """Record a ban and remove every socket of that agent from the room, atomically."""
         self._bans.setdefault(room_id, {})[agent_id] = until_ms
         room = self._rooms.get(room_id, {})
@@ -241,7 +296,7 @@ class MemoryPresence:
             return BanOutcome([], len(room))
         if not room:
             self._rooms.pop(room_id, None)
-        return BanOutcome(removed, len(room), self._bump(room_id))
+        return BanOutcome(removed, len(room), self._bump(room_id), self._reserve(room_id, events_each * len(removed)))
 
     async def lift_ban(self, room_id: str, agent_id: str) -> None:
         """Drop a ban (its row is gone already)."""
@@ -256,14 +311,14 @@ class MemoryPresence:
         room[client_id] = updated = replace(current, is_muted=is_muted)
         return updated
 
-    async def leave(self, room_id: str, client_id: str) -> LeaveOutcome | None:
+    async def leave(self, room_id: str, client_id: str, *, events: int = 0) -> LeaveOutcome | None:
         room = self._rooms.get(room_id)
         if room is None or client_id not in room:
             return None
         participant = room.pop(client_id)
         if not room:
             del self._rooms[room_id]
-        return LeaveOutcome(participant, len(room), self._bump(room_id))
+        return LeaveOutcome(participant, len(room), self._bump(room_id), self._reserve(room_id, events))
 
     async def members(self, room_id: str) -> list[Participant]:
         return list(self._rooms.get(room_id, {}).values())
@@ -296,7 +351,7 @@ class MemoryPresence:
     async def dead_instances(self) -> list[str]:
         return []
 
-    async def reap_instance(self, instance_id: str) -> list[tuple[str, LeaveOutcome]]:
+    async def reap_instance(self, instance_id: str, *, events: int = 0) -> list[tuple[str, LeaveOutcome]]:
         return []
 
     async def stats(self) -> PresenceStats:
@@ -312,9 +367,9 @@ class MemoryPresence:
 
 
 # KEYS: room hash, active-rooms set, instance memberships set, closed set, version key,
-# bans hash, bans-loaded marker.
+# bans hash, bans-loaded marker, webhook seq counter.
 # ARGV: client id, participant, cap, room id, agent id, duplicate policy, now (epoch ms),
-# memberships prefix.
+# memberships prefix, with events ("1" or "0").
 _JOIN_LUA = """
 if redis.call('SISMEMBER', KEYS[4], ARGV[4]) == 1 then return {3} end
 local existing = redis.call('HGET', KEYS[1], ARGV[1])
@@ -324,6 +379,7 @@ if tonumber(ARGV[7]) > 0 then
   local ban = redis.call('HGET', KEYS[6], ARGV[5])
   if ban and tonumber(ban) > tonumber(ARGV[7]) then return {4} end
 end
+if ARGV[9] == '1' and redis.call('EXISTS', KEYS[8]) == 0 then return {7} end
 local replaced = {}
 if ARGV[6] ~= 'allow' then
   for _, raw in ipairs(redis.call('HVALS', KEYS[1])) do
@@ -346,7 +402,21 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[4])
 redis.call('SADD', KEYS[3], ARGV[4] .. ' ' .. ARGV[1])
 local version = redis.call('INCR', KEYS[5])
-return {1, redis.call('HVALS', KEYS[1]), version, replaced}
+local seq, started = 0, 0
+if ARGV[9] == '1' then
+  -- seq 1 is room.created: a counter at 1 or below has seen no join yet
+  if tonumber(redis.call('GET', KEYS[8])) <= 1 then started = 1 end
+  local n = #replaced + 1 + started
+  seq = redis.call('INCRBY', KEYS[8], n) - n + 1
+end
+return {1, redis.call('HVALS', KEYS[1]), version, replaced, seq, started}
+"""
+
+# KEYS: webhook seq counter. ARGV: how many. The first reserved, or 0 without a counter.
+_RESERVE_SEQ_LUA = """
+local n = tonumber(ARGV[1])
+if n <= 0 or redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+return redis.call('INCRBY', KEYS[1], n) - n + 1
 """
 
 # KEYS: bans hash, bans-loaded marker. ARGV: agent id, until (epoch ms), ... (pairs).
@@ -356,8 +426,8 @@ redis.call('SET', KEYS[2], '1')
 return 1
 """
 
-# KEYS: room hash, active-rooms set, version key, bans hash.
-# ARGV: agent id, until (epoch ms), room id, memberships prefix.
+# KEYS: room hash, active-rooms set, version key, bans hash, webhook seq counter.
+# ARGV: agent id, until (epoch ms), room id, memberships prefix, webhook events per removed socket.
 _BAN_LUA = """
 redis.call('HSET', KEYS[4], ARGV[1], ARGV[2])
 local removed = {}
@@ -370,9 +440,14 @@ for _, raw in ipairs(redis.call('HVALS', KEYS[1])) do
   end
 end
 local n = redis.call('HLEN', KEYS[1])
-if #removed == 0 then return {removed, n, 0} end
+if #removed == 0 then return {removed, n, 0, 0} end
 if n == 0 then redis.call('SREM', KEYS[2], ARGV[3]) end
-return {removed, n, redis.call('INCR', KEYS[3])}
+local seq = 0
+local events = tonumber(ARGV[5]) * #removed
+if events > 0 and redis.call('EXISTS', KEYS[5]) == 1 then
+  seq = redis.call('INCRBY', KEYS[5], events) - events + 1
+end
+return {removed, n, redis.call('INCR', KEYS[3]), seq}
 """
 
 # KEYS: room hash. ARGV: client id, muted ("1" or "0").
@@ -386,7 +461,8 @@ redis.call('HSET', KEYS[1], ARGV[1], updated)
 return updated
 """
 
-# KEYS: room hash, active-rooms set, version key. ARGV: client id, room id, memberships prefix.
+# KEYS: room hash, active-rooms set, version key, webhook seq counter.
+# ARGV: client id, room id, memberships prefix, webhook events to reserve.
 _LEAVE_LUA = """
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return false end
@@ -396,7 +472,12 @@ redis.call('SREM', ARGV[3] .. instance, ARGV[2] .. ' ' .. ARGV[1])
 local n = redis.call('HLEN', KEYS[1])
 if n == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
 local version = redis.call('INCR', KEYS[3])
-return {raw, n, version}
+local seq = 0
+local events = tonumber(ARGV[4])
+if events > 0 and redis.call('EXISTS', KEYS[4]) == 1 then
+  seq = redis.call('INCRBY', KEYS[4], events) - events + 1
+end
+return {raw, n, version, seq}
 """
 
 # KEYS: room hash, closed set, version key. ARGV: room id.
@@ -466,12 +547,16 @@ class RedisPresence:
         self._load_bans = self._redis.register_script(_LOAD_BANS_LUA)
         self._ban = self._redis.register_script(_BAN_LUA)
         self._set_muted = self._redis.register_script(_SET_MUTED_LUA)
+        self._reserve_seq = self._redis.register_script(_RESERVE_SEQ_LUA)
 
     def _room(self, room_id: str) -> str:
         return f"{self._p}:room:{room_id}"
 
     def _version(self, room_id: str) -> str:
         return f"{self._p}:version:{room_id}"
+
+    def _seq(self, room_id: str) -> str:
+        return f"{self._p}:seq:{room_id}"
 
     def _bans(self, room_id: str) -> str:
         return f"{self._p}:bans:{room_id}"
@@ -533,6 +618,7 @@ class RedisPresence:
         *,
         duplicate: str = DUPLICATE_ALLOW,
         now_ms: int = 0,
+        with_events: bool = False,
     ) -> JoinOutcome:
         keys = [
             self._room(room_id),
@@ -542,6 +628,7 @@ class RedisPresence:
             self._version(room_id),
             self._bans(room_id),
             self._bans_loaded(room_id),
+            self._seq(room_id),
         ]
         args = [
             participant.client_id,
@@ -552,26 +639,43 @@ class RedisPresence:
             duplicate,
             now_ms,
             f"{self._p}:memberships:",
+            "1" if with_events else "0",
         ]
         reply = await self._join(keys=keys, args=args)
         status = JoinStatus(int(reply[0]))
         members = [Participant.loads(raw) for raw in reply[1]] if len(reply) > 1 else []
         version = int(reply[2]) if len(reply) > 2 else 0
         replaced = [Participant.loads(raw) for raw in reply[3]] if len(reply) > 3 else []
-        return JoinOutcome(status, members, version, replaced)
+        seq, is_room_start = (int(reply[4]), bool(int(reply[5]))) if len(reply) > 5 else (0, False)
+        return JoinOutcome(status, members, version, replaced, seq, is_room_start)
 
     async def load_bans(self, room_id: str, bans: dict[str, int]) -> None:
         """Put the database's bans of a room into presence (a ban recorded meanwhile wins)."""
         args = [item for pair in bans.items() for item in pair]
         await self._load_bans(keys=[self._bans(room_id), self._bans_loaded(room_id)], args=args)
 
-    async def ban(self, room_id: str, agent_id: str, until_ms: int) -> BanOutcome:
+    async def load_seq(self, room_id: str, last_seq: int) -> None:
+        """Give presence the room's last webhook ``seq`` from the database (a counter held already wins)."""
+        await self._redis.set(self._seq(room_id), last_seq, nx=True)
+
+    async def reserve_seq(self, room_id: str, count: int) -> int:
+        """Reserve ``count`` webhook ``seq`` numbers: the first, or 0 when the counter is not held."""
+        return int(await self._reserve_seq(keys=[self._seq(room_id)], args=[count]))
+
+    async def ban(self, room_id: str, agent_id: str, until_ms: int, *, events_each: int = 0) -> BanOutcome:
         """Record a ban and remove every socket of that agent from the room, atomically."""
         reply = await self._ban(
-            keys=[self._room(room_id), self._active, self._version(room_id), self._bans(room_id)],
-            args=[agent_id, until_ms, room_id, f"{self._p}:memberships:"],
+            keys=[
+                self._room(room_id),
+                self._active,
+                self._version(room_id),
+                self._bans(room_id),
+                self._seq(room_id),
+            ],
+            args=[agent_id, until_ms, room_id, f"{self._p}:memberships:", events_each],
         )
-        return BanOutcome([Participant.loads(raw) for raw in reply[0]], int(reply[1]), int(reply[2]))
+        removed = [Participant.loads(raw) for raw in reply[0]]
+        return BanOutcome(removed, int(reply[1]), int(reply[2]), int(reply[3]))
 
     async def lift_ban(self, room_id: str, agent_id: str) -> None:
         """Drop a ban (its row is gone already)."""
@@ -582,14 +686,14 @@ class RedisPresence:
         raw = await self._set_muted(keys=[self._room(room_id)], args=[client_id, "1" if is_muted else "0"])
         return None if not raw else Participant.loads(raw)
 
-    async def leave(self, room_id: str, client_id: str) -> LeaveOutcome | None:
+    async def leave(self, room_id: str, client_id: str, *, events: int = 0) -> LeaveOutcome | None:
         reply = await self._leave(
-            keys=[self._room(room_id), self._active, self._version(room_id)],
-            args=[client_id, room_id, f"{self._p}:memberships:"],
+            keys=[self._room(room_id), self._active, self._version(room_id), self._seq(room_id)],
+            args=[client_id, room_id, f"{self._p}:memberships:", events],
         )
         if not reply:
             return None
-        return LeaveOutcome(Participant.loads(reply[0]), int(reply[1]), int(reply[2]))
+        return LeaveOutcome(Participant.loads(reply[0]), int(reply[1]), int(reply[2]), int(reply[3]))
 
     async def members(self, room_id: str) -> list[Participant]:
         return [Participant.loads(raw) for raw in await self._redis.hvals(self._room(room_id))]
@@ -634,7 +738,7 @@ class RedisPresence:
             alive = await pipe.execute()
         return [i for i, is_alive in zip(instances, alive, strict=True) if not is_alive]
 
-    async def reap_instance(self, instance_id: str) -> list[tuple[str, LeaveOutcome]]:
+    async def reap_instance(self, instance_id: str, *, events: int = 0) -> list[tuple[str, LeaveOutcome]]:
         """Remove a dead instance's members; only the caller that wins the claim reaps."""
         claimed = await self._redis.srem(self._instances, instance_id)
         if not claimed:
@@ -642,7 +746,7 @@ class RedisPresence:
         left: list[tuple[str, LeaveOutcome]] = []
         for entry in await self._redis.smembers(self._memberships(instance_id)):
             room_id, client_id = entry.decode().split(" ", 1)
-            outcome = await self.leave(room_id, client_id)
+            outcome = await self.leave(room_id, client_id, events=events)
             if outcome is not None:
                 left.append((room_id, outcome))
         await self._redis.delete(self._memberships(instance_id), self._conns(instance_id))

@@ -34,6 +34,7 @@ def session_config() -> SessionConfig:
         ping_timeout_ms=cfg.heartbeat_timeout_ms,
         max_payload_bytes=cfg.max_payload_bytes,
         connect_timeout_ms=CONNECT_TIMEOUT_MS,
+        max_buffered_bytes=cfg.max_buffered_bytes,
     )
 
 

@@ -36,6 +36,9 @@ EXAMPLE_SECRET = "change-me-to-a-long-random-secret"
 MIN_SECRET_LENGTH = 16
 # Standard Webhooks secrets: "whsec_" + base64 of the HMAC key (the prefix is optional).
 WEBHOOK_SECRET_PREFIX = "whsec_"
+# MAX_BUFFERED_BYTES defaults to this many MAX_PAYLOADs (socket.io's maxHttpBufferSize
+# thinking, applied to what the server sends): see _max_buffered.
+BUFFERED_PAYLOADS = 2
 
 
 class ConfigError(Exception):
@@ -61,6 +64,7 @@ class Config:
     join_token_ttl_s: int = 300
     max_payload_bytes: int = 1_000_000
     max_message_bytes: int = 65536
+    max_buffered_bytes: int = 2_000_000
     rate_limit_per_s: int = 200
     rate_limit_burst: int = 400
     dev_mode: bool = False
@@ -156,6 +160,7 @@ def load_config(environ: Mapping[str, str], *, data_dir: Path | None = None) -> 
     if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"REDIS_URL must be a redis:// or rediss:// URL, got {redis_url!r}")
     hosts = tuple(h.strip() for h in env.get("ALLOWED_HOSTS", "*").split(",") if h.strip())
+    max_payload = _int(env, "MAX_PAYLOAD", 1_000_000, minimum=1, unit=" of bytes")
     return Config(
         port=port,
         host=env.get("HOST", "127.0.0.1").strip() or "127.0.0.1",
@@ -170,8 +175,9 @@ def load_config(environ: Mapping[str, str], *, data_dir: Path | None = None) -> 
         log_level=log_level,
         jwt_leeway_s=_int(env, "JWT_LEEWAY", 0, minimum=0, unit=" of seconds"),
         join_token_ttl_s=_int(env, "JOIN_TOKEN_TTL", 300, minimum=1, unit=" of seconds"),
-        max_payload_bytes=_int(env, "MAX_PAYLOAD", 1_000_000, minimum=1, unit=" of bytes"),
+        max_payload_bytes=max_payload,
         max_message_bytes=_int(env, "MAX_MESSAGE_BYTES", 65536, minimum=1, unit=" of bytes"),
+        max_buffered_bytes=_max_buffered(env, max_payload),
         rate_limit_per_s=rate_limit,
         rate_limit_burst=burst,
         dev_mode=dev_mode,
@@ -183,6 +189,17 @@ def load_config(environ: Mapping[str, str], *, data_dir: Path | None = None) -> 
         **_ice(env),
         **_webhooks(env),
     )
+
+
+def _max_buffered(env: Mapping[str, str], max_payload: int) -> int:
+    """``MAX_BUFFERED_BYTES``: what may wait for one client that does not read before its
+    connection is closed. Default twice ``MAX_PAYLOAD`` (room for the largest packet and as
+    much again); at least ``MAX_PAYLOAD``, else one large legitimate packet would close it."""
+    default = BUFFERED_PAYLOADS * max_payload
+    value = _int(env, "MAX_BUFFERED_BYTES", default, minimum=1, unit=" of bytes")
+    if value < max_payload:
+        raise ConfigError(f"MAX_BUFFERED_BYTES must be at least MAX_PAYLOAD ({max_payload}), got {value}")
+    return value
 
 
 def _uris(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> tuple[str, ...]:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -39,7 +40,18 @@ def webhooks_on(settings: Any) -> None:
 
 
 def events_of(room_id: str) -> list[tuple[int, str, dict[str, Any]]]:
-    return [(e.seq, e.type, e.data) for e in WebhookEvent.objects.filter(room_id=room_id).order_by("seq")]
+    events = WebhookEvent.objects.filter(room_id=room_id).order_by(F("seq").asc(nulls_last=True), "id")
+    return [(e.seq, e.type, e.data) for e in events]
+
+
+def close_and_number(room_id: str, reason: str = "deleted", seq: int = 0) -> None:
+    """What a close does: the row and its unnumbered room.closed, then the numbering after presence."""
+    services.close_room_row(room_id, reason)
+    webhooks.number_room_closed(room_id, seq)
+
+
+def pending(room_id: str, event_type: str, seq: int, count: int, **fields: Any) -> webhooks.Pending:
+    return webhooks.Pending(room_id, webhooks.EventType(event_type), seq, count, timezone.now(), fields)
 
 
 def test_no_event_is_recorded_while_webhooks_are_off(make_room: Callable[..., Room]) -> None:
@@ -55,6 +67,12 @@ def test_room_created_and_closed_are_written_with_their_change(
     room = make_room(name="Standup")
     services.close_room_row(room.id, "deleted")
     services.close_room_row(room.id, "expired")  # already closed: no second event
+    # then room.closed waits unnumbered (presence gives it the last number) and is not due
+    assert [(seq, t) for seq, t, _ in events_of(room.id)] == [(1, "room.created"), (None, "room.closed")]
+    webhooks.claim_due(10, now=timezone.now() + timedelta(seconds=1))  # leases room.created only
+    assert WebhookEvent.objects.filter(lease_until__isnull=False).get().type == "room.created"
+    # when it is numbered (no number from presence: the room's next)
+    webhooks.number_room_closed(room.id)
     # then
     assert events_of(room.id) == [
         (
@@ -85,17 +103,32 @@ def test_a_rolled_back_close_leaves_no_event(webhooks_on: None, make_room: Calla
     assert [t for _, t, _ in events_of(room.id)] == ["room.created"]
 
 
-def test_the_first_join_also_starts_the_room_and_seq_counts_on(
+def test_numbered_participant_events_keep_their_numbers_whatever_order_they_are_written_in(
     webhooks_on: None, make_room: Callable[..., Room]
 ) -> None:
     room = make_room()
-    now = timezone.now()
-    # when
-    webhooks.record_participant_joined(room.id, "c1", "agent-a", 1, now)
-    webhooks.record_participant_joined(room.id, "c2", "agent-b", 2, now)
-    webhooks.record_participant_kicked(room.id, "c2", "agent-b", 600, 1, now)
-    webhooks.record_participant_left(room.id, "c2", "agent-b", "kicked", 1, now)
-    webhooks.record_participant_left(room.id, "c1", "agent-a", "left", 0, now)
+    a, b = {"clientId": "c1", "agentId": "agent-a"}, {"clientId": "c2", "agentId": "agent-b"}
+    # when two instances' batches reach the database out of order
+    assert (
+        webhooks.record_batch(
+            [
+                pending(room.id, "participant.kicked", 5, 1, **b, banSeconds=600),
+                pending(room.id, "participant.left", 6, 1, **b, reason="kicked"),
+                pending(room.id, "participant.left", 7, 0, **a, reason="left"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        webhooks.record_batch(
+            [
+                pending(room.id, "room.started", 2, 1),
+                pending(room.id, "participant.joined", 3, 1, **a),
+                pending(room.id, "participant.joined", 4, 2, **b),
+            ]
+        )
+        == 0
+    )
     # then
     base = {"roomId": room.id}
     assert events_of(room.id)[1:] == [
@@ -119,9 +152,28 @@ def test_the_first_join_also_starts_the_room_and_seq_counts_on(
         ),
     ]
 
+    # and the room's counter is the highest number written: an unnumbered event comes next
+    assert Room.objects.get(pk=room.id).webhook_seq == 7
+    close_and_number(room.id)
+    assert events_of(room.id)[-1][:2] == (8, "room.closed")
+
+
+def test_a_number_taken_already_drops_that_event_alone(webhooks_on: None, make_room: Callable[..., Room]) -> None:
+    room = make_room()
+    # when a batch holds a number the room has (seq 1 is room.created)
+    dropped = webhooks.record_batch(
+        [
+            pending(room.id, "room.started", 1, 1),
+            pending(room.id, "participant.joined", 2, 1, clientId="c", agentId="a"),
+        ]
+    )
+    # then
+    assert dropped == 1
+    assert [(seq, t) for seq, t, _ in events_of(room.id)] == [(1, "room.created"), (2, "participant.joined")]
+
 
 def test_an_event_for_an_unknown_room_is_not_written(webhooks_on: None) -> None:
-    webhooks.record_participant_left("r_nope", "c1", "agent-a", "left", 0, timezone.now())
+    webhooks.record_batch([pending("r_nope", "participant.left", 3, 0, clientId="c1", agentId="a", reason="left")])
     assert WebhookEvent.objects.count() == 0
 
 
@@ -139,7 +191,7 @@ def test_a_claim_takes_only_the_oldest_pending_event_of_each_room(
     webhooks_on: None, make_room: Callable[..., Room]
 ) -> None:
     first, _second = make_room(), make_room()
-    services.close_room_row(first.id, "deleted")
+    close_and_number(first.id)
     now = timezone.now() + timedelta(seconds=1)
     # when
     claimed = webhooks.claim_due(10, now=now)
@@ -158,7 +210,7 @@ def test_a_failed_attempt_is_retried_on_the_spec_schedule_then_marked_failed(
     webhooks_on: None, make_room: Callable[..., Room]
 ) -> None:
     room = make_room()
-    services.close_room_row(room.id, "deleted")
+    close_and_number(room.id)
     now = timezone.now() + timedelta(seconds=1)
     webhook_id = WebhookEvent.objects.get(room=room, seq=1).webhook_id
     waits = []
@@ -195,6 +247,59 @@ def test_an_outcome_after_the_lease_ran_out_and_another_claim_is_not_written(
     # then only the current holder's outcome counts
     assert webhooks.record_attempt(fresh, is_delivered=True, now=later) == "delivered"
     assert WebhookEvent.objects.filter(room=room).values_list("state", "attempts").get() == ("delivered", 1)
+
+
+@pytest.mark.parametrize(
+    ("_case", "may_skip_gaps", "is_claimed"), [("gaps_skipped", True, True), ("after_an_outage", False, False)]
+)
+def test_a_missing_predecessor_holds_its_room_for_gap_s_then_is_skipped(
+    webhooks_on: None, make_room: Callable[..., Room], _case: str, may_skip_gaps: bool, is_claimed: bool
+) -> None:
+    # given room.created delivered, and seq 3 written while seq 2 (another instance's) is not
+    room = make_room()
+    now = timezone.now() + timedelta(seconds=1)
+    [created] = webhooks.claim_due(10, now=now)
+    webhooks.record_attempt(created, is_delivered=True, now=now)
+    webhooks.record_batch([pending(room.id, "participant.joined", 3, 2, clientId="c2", agentId="b")])
+    # then it waits while its predecessor may still come
+    assert webhooks.claim_due(10, now=now + timedelta(seconds=webhooks.GAP_S - 1)) == []
+    # and after GAP_S it is delivered without it (not right after an outage)
+    later = now + timedelta(seconds=webhooks.GAP_S + 1)
+    claimed = webhooks.claim_due(10, now=later, may_skip_gaps=may_skip_gaps)
+    assert [c.webhook_id for c in claimed] == (
+        [WebhookEvent.objects.get(room=room, seq=3).webhook_id] if is_claimed else []
+    )
+
+
+def test_a_room_closed_whose_numbering_was_lost_is_numbered_after_gap_s(
+    webhooks_on: None, make_room: Callable[..., Room]
+) -> None:
+    room = make_room()
+    services.close_room_row(room.id, "deleted")  # and the instance died before numbering it
+    assert webhooks.number_stale_closes(timezone.now() + timedelta(seconds=webhooks.GAP_S - 1)) == 0
+    later = timezone.now() + timedelta(seconds=webhooks.GAP_S + 1)
+    assert webhooks.number_stale_closes(later) == 1
+    [created] = webhooks.claim_due(10, now=later)
+    webhooks.record_attempt(created, is_delivered=True, now=later)
+    [closed] = webhooks.claim_due(10, now=later)
+    assert json.loads(closed.body)["data"] == {"roomId": room.id, "seq": 2, "participantCount": 0, "reason": "deleted"}
+
+
+def test_released_leases_are_due_again_at_once(webhooks_on: None, make_room: Callable[..., Room]) -> None:
+    # given an instance holding two leases (it stops cleanly), one of which ran out and was
+    # taken over by another instance meanwhile
+    first, second = make_room(), make_room()
+    now = timezone.now() + timedelta(seconds=1)
+    held = webhooks.claim_due(10, now=now)
+    assert len(held) == 2
+    other_lease = now + timedelta(seconds=2 * webhooks.LEASE_S)
+    WebhookEvent.objects.filter(room=second).update(lease_until=other_lease)
+    # when the first instance releases what it held
+    assert webhooks.release_leases(held) == 1
+    # then its event is due for anyone at once; the one taken over stays with its new holder
+    [again] = webhooks.claim_due(10, now=now)
+    assert again.webhook_id == WebhookEvent.objects.get(room=first).webhook_id
+    assert WebhookEvent.objects.get(room=second).lease_until == other_lease
 
 
 # --- GET /api/events -------------------------------------------------------------------

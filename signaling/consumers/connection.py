@@ -5,6 +5,14 @@ websockets find their session here by ``sid``), the single timer armed at the se
 next deadline, and the writing of the session's output to whichever transport is active.
 It hands every session event to a :class:`SocketApp` (the signaling service, or the
 conformance app) and never decides anything about rooms. No ORM, no channel layer.
+
+Websocket writes (issue 11): a write goes out at once while the server would take it without
+waiting (daphne always; uvicorn until its transport pauses); otherwise one drain task per
+connection writes the queue in order and nobody else waits for a slow client. After each
+write the server's write-buffer backlog is reported to the session, which closes a client
+whose queue plus backlog passes ``max_buffered_bytes``; such a connection is aborted (a close
+frame would wait behind what it never read), and the app hears ``on_close`` as for any lost
+transport.
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from signaling.consumers import server_transports
+from signaling.consumers.server_transports import ServerTransport, UnknownTransport
 from signaling.protocol import (
     CloseReason,
     EioMessageReceived,
@@ -96,7 +106,7 @@ class Connection:
     """A live Engine.IO session plus the handles of its transport(s)."""
 
     registry: dict[str, Connection] = {}
-    _warned_peers: set[str] = set()
+    _warned_peers: set[tuple[str, str]] = set()  # (what was logged, client address)
 
     def __init__(
         self,
@@ -112,6 +122,8 @@ class Connection:
         self.eio_sid = new_sid()
         self.session = EngineSession(self.eio_sid, config, now=time.monotonic(), transport=transport, socketio=socketio)
         self.ws_send: WsSend | None = None
+        self.ws_transport: ServerTransport = UnknownTransport()
+        self._drain_task: asyncio.Task[None] | None = None
         self._poll_ready: asyncio.Event | None = None  # made by the first poll (memory per socket)
         self.state: Any = None  # owned by the app (the signaling service's SocketState)
         self.namespaces: dict[str, str] = {}  # namespace -> Socket.IO client id
@@ -190,13 +202,26 @@ class Connection:
         self.namespaces[namespace] = client_id
         self.session.accept_namespace(namespace, client_id)
 
+    def attach_websocket(self, send: WsSend, asgi_send: Any) -> None:
+        """The websocket whose ASGI ``send`` is ``asgi_send`` now carries the session
+        (``send``: the consumer's wrapper of it)."""
+        self.ws_send = send
+        self.ws_transport = server_transports.transport_of(asgi_send)
+
+    def detach_websocket(self) -> None:
+        """The websocket went away."""
+        self.ws_send = None
+        self.ws_transport = UnknownTransport()
+
     async def send_sio_text(self, text: str) -> None:
         """Queue one pre-encoded Socket.IO packet and write it (the relay hot path)."""
         session = self.session
         if session.is_closed:
             return
         session.send_sio_text(text)
-        if session.transport is Transport.WEBSOCKET:
+        if session.is_closed:  # past the outgoing bound: the client is not reading
+            self._end_overflowed()
+        elif session.transport is Transport.WEBSOCKET:
             await self._write_ws()  # sending moves no deadline: no timer work on the hot path
         elif session.has_polling_data():
             self._wake_poll()
@@ -204,6 +229,8 @@ class Connection:
     async def flush(self) -> None:
         """Write queued output to the active transport and re-arm the timer."""
         session = self.session
+        if session.is_closed:
+            self._end_overflowed()  # in case a queued packet passed the outgoing bound
         if session.transport is Transport.WEBSOCKET:
             await self._write_ws()
         if session.has_polling_data():  # after the upgrade: the NOOP releasing a pending GET
@@ -212,10 +239,17 @@ class Connection:
 
     async def _write_ws(self) -> None:
         send = self.ws_send
-        if send is None:
+        if send is None or self._drain_task is not None:
+            return  # the drain task writes what is queued, in order
+        transport = self.ws_transport
+        frames = self.session.outgoing_ws()
+        if not frames:
             return
         try:
-            for frame in self.session.outgoing_ws():
+            for index, frame in enumerate(frames):
+                if transport.send_may_wait():
+                    self._drain_task = asyncio.get_running_loop().create_task(self._drain_ws(send, frames[index:]))
+                    return
                 if type(frame) is str:
                     await send({"type": "websocket.send", "text": frame})
                 else:
@@ -226,6 +260,49 @@ class Connection:
             # would abort the *caller's* work: the other recipients of a broadcast and, from a
             # leaver's teardown, the leaver's remove_connection (a leaked count).
             logger.debug("write to closed websocket of session %s dropped", self.eio_sid)
+            return
+        overflow = self.session.note_transport_backlog(transport.buffered_bytes())
+        if overflow:
+            self._end_overflowed(overflow)
+
+    def _end_overflowed(self, events: list[Any] | None = None) -> None:
+        """Run the close of a session that passed its outgoing bound (``events``, else the
+        close the bound left unreported, if any) in a task of its own: the writer may hold a
+        room's lock (a join's `joined`), which the app's ``on_close`` takes to leave the room."""
+        if events is None:
+            events = self.session.close()
+        if events:
+            task = asyncio.get_running_loop().create_task(self._handle_in_background(events))
+            _background.add(task)
+            task.add_done_callback(_background.discard)
+
+    async def _handle_in_background(self, events: list[Any]) -> None:
+        try:
+            await self.handle(events)
+        except Exception:
+            logger.exception("close of session %s failed", self.eio_sid)
+            await self.abort()
+
+    async def _drain_ws(self, send: WsSend, frames: list[str | bytes]) -> None:
+        """Write ``frames`` and whatever queues meanwhile, waiting for the client as needed."""
+        session = self.session
+        try:
+            while frames and self.ws_send is send:
+                for frame in frames:
+                    if type(frame) is str:
+                        await send({"type": "websocket.send", "text": frame})
+                    else:
+                        await send({"type": "websocket.send", "bytes": frame})
+                frames = session.outgoing_ws()
+        except Exception:  # the websocket closed under us; its websocket.disconnect ends the session
+            logger.debug("write to closed websocket of session %s dropped", self.eio_sid)
+            frames = []
+        finally:
+            self._drain_task = None
+        if self.ws_send is send:
+            overflow = session.note_transport_backlog(self.ws_transport.buffered_bytes())
+            if overflow:
+                self._end_overflowed(overflow)
 
     async def close(self, reason: CloseReason = CloseReason.SERVER_CLOSE) -> None:
         """Close the session from our side (the app decided)."""
@@ -279,13 +356,35 @@ class Connection:
         self._wake_poll()
         if event.error is not None:
             self.log_protocol_error(event.error)
+        if event.buffered_bytes is not None:
+            self.log_slow_reader(event.buffered_bytes)
+        drain, self._drain_task = self._drain_task, None
+        if drain is not None and drain is not asyncio.current_task():
+            drain.cancel()  # what it waits to write will never be read
         if self.ws_send is not None:
-            code = event.error.ws_close_code if event.error is not None else 1000
-            try:
-                await close_websocket(self.ws_send, code)
-            except Exception:  # the socket may already be gone; nothing left to tell it
-                logger.debug("close of session %s websocket failed", self.eio_sid)
+            await self._close_websocket(event, is_congested=drain is not None)
         await self.app.on_close(self, event.reason)
+
+    async def _close_websocket(self, event: SessionClosed, *, is_congested: bool) -> None:
+        send = self.ws_send
+        assert send is not None
+        transport = self.ws_transport
+        code = event.error.ws_close_code if event.error is not None else WS_CLOSE_NORMAL
+        if (event.buffered_bytes is not None or is_congested) and transport.abort():
+            return  # the client is not taking what we write: a close frame would wait behind it
+        if is_congested or transport.send_may_wait():
+            # The close may wait for the client: never let it hold up the app's on_close.
+            task = asyncio.get_running_loop().create_task(self._send_close(send, code))
+            _background.add(task)
+            task.add_done_callback(_background.discard)
+            return
+        await self._send_close(send, code)
+
+    async def _send_close(self, send: WsSend, code: int) -> None:
+        try:
+            await close_websocket(send, code)
+        except Exception:  # the socket may already be gone; nothing left to tell it
+            logger.debug("close of session %s websocket failed", self.eio_sid)
 
     @property
     def is_finished(self) -> bool:
@@ -299,13 +398,31 @@ class Connection:
 
     def log_protocol_error(self, error: RemoteProtocolError) -> None:
         """Log a peer's protocol error once at WARNING per client address, then DEBUG."""
+        peer, level = self._peer_log_level("protocol")
+        logger.log(level, "session %s from %s broke the protocol: %s", self.eio_sid, peer, error)
+
+    def log_slow_reader(self, buffered_bytes: int) -> None:
+        """Log a close for a full outgoing buffer once at WARNING per client address, then DEBUG."""
+        peer, level = self._peer_log_level("slow")
+        logger.log(
+            level,
+            "session %s from %s closed: %d bytes waited for a client that does not read (MAX_BUFFERED_BYTES %d)",
+            self.eio_sid,
+            peer,
+            buffered_bytes,
+            self.session.config.max_buffered_bytes,
+        )
+
+    def _peer_log_level(self, kind: str) -> tuple[str, int]:
+        """The client's address, and WARNING the first time it is logged for ``kind``."""
         client = self.scope.get("client") or ("?", 0)
         peer = str(client[0])
-        level = logging.DEBUG if peer in Connection._warned_peers else logging.WARNING
+        key = (kind, peer)
+        level = logging.DEBUG if key in Connection._warned_peers else logging.WARNING
         if len(Connection._warned_peers) >= MAX_WARNED_PEERS:
             Connection._warned_peers.clear()
-        Connection._warned_peers.add(peer)
-        logger.log(level, "session %s from %s broke the protocol: %s", self.eio_sid, peer, error)
+        Connection._warned_peers.add(key)
+        return peer, level
 
 
 _background: set[asyncio.Task[None]] = set()

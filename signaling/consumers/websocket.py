@@ -81,7 +81,7 @@ class EngineWebsocketConsumer(AsyncConsumer):
                 self.app, self.session_config, Transport.WEBSOCKET, self.scope, socketio=self.socketio
             )
             await self.send({"type": "websocket.accept"})
-            self.conn.ws_send = self.base_send  # AsyncConsumer.send only awaits base_send
+            self.conn.attach_websocket(self.send, self.base_send)
             await self.conn.flush()
             return
         conn = Connection.registry.get(sid)
@@ -130,7 +130,7 @@ class EngineWebsocketConsumer(AsyncConsumer):
             await self.send({"type": "websocket.send", key: out})
         if conn.session.transport is Transport.WEBSOCKET:
             self.is_probe = False
-            conn.ws_send = self.base_send
+            conn.attach_websocket(self.send, self.base_send)
         await conn.handle(events)
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
@@ -139,8 +139,8 @@ class EngineWebsocketConsumer(AsyncConsumer):
             if self.is_probe:
                 conn.session.abort_upgrade()
                 await conn.flush()
-            elif conn.ws_send == self.base_send:
-                conn.ws_send = None
+            elif conn.ws_send == self.send:
+                conn.detach_websocket()
                 try:
                     await conn.transport_closed()
                 except Exception:

@@ -17,6 +17,12 @@ Peer errors never raise out of ``receive_*``: the session closes and the returne
 with ``SessionClosed(PARSE_ERROR, error=exc)``; ``exc.ws_close_code`` / ``exc.http_status``
 say how to answer. ``LocalProtocolError`` means the adapter or the app misused the session.
 Outbound calls on a closed session are silently dropped: relays racing a close are normal.
+
+Outgoing bound (a client that does not read): the session counts the bytes of its own queue
+plus what the adapter reports still waiting in the server's write buffer
+(``note_transport_backlog``); past ``max_buffered_bytes`` it drops its queue and closes as a
+lost transport (``TRANSPORT_ERROR``, ``SessionClosed.buffered_bytes`` set). The close is
+reported by the adapter's next ``close()`` call (check ``is_closed`` after queueing).
 """
 
 from __future__ import annotations
@@ -146,9 +152,18 @@ class SessionConfig:
     # socket.io's connectTimeout: a Socket.IO session that has connected no namespace by
     # then is closed (server close); bare Engine.IO sessions have no such deadline.
     connect_timeout_ms: int = 45000
+    # Bytes that may wait for one client (queued here plus the server's write buffer) before
+    # the session is closed as too slow a reader: twice maxPayload (see docs/protocol.md).
+    max_buffered_bytes: int = 2_000_000
 
     def __post_init__(self) -> None:
-        for name in ("ping_interval_ms", "ping_timeout_ms", "max_payload_bytes", "connect_timeout_ms"):
+        for name in (
+            "ping_interval_ms",
+            "ping_timeout_ms",
+            "max_payload_bytes",
+            "connect_timeout_ms",
+            "max_buffered_bytes",
+        ):
             value = getattr(self, name)
             if type(value) is not int or value <= 0:
                 raise LocalProtocolError(f"SessionConfig.{name} must be a positive int")
@@ -204,10 +219,13 @@ class UpgradeCompleted:
 
 @dataclass(frozen=True, slots=True)
 class SessionClosed:
-    """The session is over; reported exactly once. ``error`` is set for peer errors."""
+    """The session is over; reported exactly once. ``error`` is set for peer errors;
+    ``buffered_bytes`` when the client stopped reading: that many bytes waited for it, over
+    ``max_buffered_bytes`` (reason ``TRANSPORT_ERROR``: a lost transport, not a peer error)."""
 
     reason: CloseReason
     error: RemoteProtocolError | None = None
+    buffered_bytes: int | None = None
 
 
 Event: TypeAlias = (
@@ -255,6 +273,11 @@ MAX_NAMESPACE_CHARS = 256
 MAX_REFUSED_NAMESPACES = 16
 
 
+def _item_size(item: str | bytes) -> int:
+    """Bytes of one queued wire item (a text packet's UTF-8 length, a binary one's length)."""
+    return utf8_length(item) if type(item) is str else len(item)
+
+
 def _oversize(size_hint: int, limit: int) -> RemoteProtocolError:
     return RemoteProtocolError(
         f"packet of {size_hint} bytes exceeds maxPayload {limit}",
@@ -275,6 +298,7 @@ class EngineSession:
     """
 
     __slots__ = (
+        "_backlog_bytes",
         "_close_event",
         "_close_reported",
         "_config",
@@ -287,10 +311,12 @@ class EngineSession:
         "_is_probed",
         "_is_root_connected",
         "_last_ping_at",
+        "_max_buffered_bytes",
         "_max_payload_bytes",
         "_namespaces",
         "_next_ping_at",
         "_out",
+        "_out_bytes",
         "_ping_interval_s",
         "_ping_timeout_s",
         "_pong_deadline",
@@ -325,6 +351,8 @@ class EngineSession:
         self._is_root_connected = False
         self._is_poll_pending = False
         self._max_payload_bytes = config.max_payload_bytes
+        self._max_buffered_bytes = config.max_buffered_bytes
+        self._backlog_bytes = 0  # reported by the adapter: bytes in the server's write buffer
         self._ping_interval_s = config.ping_interval_ms / 1000
         self._ping_timeout_s = config.ping_timeout_ms / 1000
         self._next_ping_at: float | None = now + self._ping_interval_s
@@ -341,7 +369,9 @@ class EngineSession:
         # Wire items, in order: a str is one Engine.IO text packet (type digit first), a
         # bytes is one binary MESSAGE. The same list is the polling buffer before the upgrade
         # and the WebSocket buffer after it, so buffered packets "move" for free.
-        self._out: list[str | bytes] = [
+        self._out: list[str | bytes] = []
+        self._out_bytes = 0  # UTF-8 bytes of the text items plus the binary items' lengths
+        self._push(
             str(EioPacketType.OPEN.value)
             + open_packet_data(
                 sid,
@@ -350,7 +380,7 @@ class EngineSession:
                 ping_timeout_ms=config.ping_timeout_ms,
                 max_payload_bytes=config.max_payload_bytes,
             )
-        ]
+        )
 
     # -- properties --------------------------------------------------------------------
 
@@ -651,7 +681,8 @@ class EngineSession:
                 # cleanly. Once: a client repeating the probe gets 3probe again, but the
                 # polling buffer does not grow by one NOOP per probe.
                 self._is_probed = True
-                self._out.append(_NOOP)
+                self._push(_NOOP)
+            if not self._is_closed:  # the NOOP may have passed the outgoing bound
                 self._upgrade_noop_at = now + UPGRADE_NOOP_INTERVAL_S
             return []
         if frame == _UPGRADE:
@@ -667,6 +698,7 @@ class EngineSession:
             if self._probe_out:
                 self._out[:0] = self._probe_out
                 self._probe_out = []
+            self._out_bytes = sum(map(_item_size, self._out))
             return [UpgradeCompleted()]
         self.abort_upgrade()
         raise RemoteProtocolError("unexpected frame on the probe websocket")
@@ -736,6 +768,7 @@ class EngineSession:
             return _NOOP
         items = self._out
         self._out = []
+        self._out_bytes = 0
         if len(items) == 1:
             return encode_polling_item(items[0])
         return RECORD_SEPARATOR.join([encode_polling_item(item) for item in items])
@@ -758,6 +791,8 @@ class EngineSession:
         if self._namespaces.get(namespace) is not _Namespace.PENDING:
             raise LocalProtocolError(f"no pending CONNECT for namespace {namespace!r}")
         self._queue_packets(encode_packet(SioPacket(SioPacketType.CONNECT, namespace, {"sid": sio_sid})))
+        if self._is_closed:  # the reply passed the outgoing bound
+            return
         self._namespaces[namespace] = _Namespace.CONNECTED
         self._connect_deadline = None
         if namespace == _ROOT:
@@ -807,30 +842,67 @@ class EngineSession:
         ``encode_ack``): the hot path, no JSON work and no validation here."""
         if self._is_closed:
             return
-        self._out.append(_MESSAGE + text)
+        self._push(_MESSAGE + text)
 
     def send_eio_message(self, data: str | bytes) -> None:
         """Queue a raw Engine.IO MESSAGE (bare Engine.IO sessions, e.g. an echo server)."""
         if self._is_closed:
             return
-        self._out.append(_MESSAGE + data if isinstance(data, str) else bytes(data))
+        self._push(_MESSAGE + data if isinstance(data, str) else bytes(data))
 
     def disconnect_namespace(self, namespace: str = "/") -> None:
         """Queue a Socket.IO DISCONNECT for ``namespace``; its in-flight packets are dropped."""
         self._require_socketio()
         if self._is_closed:
             return
-        self._out.append(_MESSAGE + "1" + namespace_prefix(namespace))
+        self._push(_MESSAGE + "1" + namespace_prefix(namespace))
         self._namespaces[namespace] = _Namespace.LEFT
-        if namespace == _ROOT:
+        if namespace == _ROOT and not self._is_closed:
             self._is_root_connected = False
 
     def _queue_packets(self, items: list[str | bytes]) -> None:
-        out = self._out
         # encode_packet returns the text packet first, then the binary attachments.
-        out.append(_MESSAGE + cast(str, items[0]))
-        if len(items) > 1:
-            out.extend(items[1:])
+        self._push(_MESSAGE + cast(str, items[0]))
+        for attachment in items[1:]:
+            self._push(attachment)
+
+    def _push(self, item: str | bytes) -> None:
+        """Queue one wire item; past the outgoing bound, close the session (slow reader)."""
+        self._out.append(item)
+        self._out_bytes += _item_size(item)
+        if self._out_bytes + self._backlog_bytes > self._max_buffered_bytes:
+            self._overflow()
+
+    def note_transport_backlog(self, buffered_bytes: int) -> list[Event]:
+        """The adapter reports how many bytes it wrote that still wait in the server's write
+        buffer (0 where it cannot tell, or where writes wait for the peer instead).
+
+        Returns:
+            ``[SessionClosed(TRANSPORT_ERROR, buffered_bytes=...)]`` when this backlog plus
+            the session's queue exceed ``max_buffered_bytes`` (the session is now closed;
+            drop the connection), else ``[]``.
+        """
+        if self._is_closed:
+            return []
+        self._backlog_bytes = buffered_bytes
+        if self._out_bytes + buffered_bytes > self._max_buffered_bytes:
+            self._overflow()
+            return self._take_unreported_close()
+        return []
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes waiting for the client: the session's queue plus the last reported backlog."""
+        return self._out_bytes + self._backlog_bytes
+
+    def _overflow(self) -> None:
+        # socket.io and browsers buffer without limit; a client that does not read would
+        # hold the server's memory: drop what waits for it and close, as a lost transport.
+        waiting = self._out_bytes + self._backlog_bytes
+        self._out = []
+        self._out_bytes = 0
+        self._close(CloseReason.TRANSPORT_ERROR, None, polling_packet=_CLOSE, buffered_bytes=waiting)
+        self._close_reported = False
 
     def close(self, reason: CloseReason = CloseReason.SERVER_CLOSE) -> list[Event]:
         """Close the session (idempotent).
@@ -868,6 +940,7 @@ class EngineSession:
         error: RemoteProtocolError | None,
         *,
         polling_packet: str | None,
+        buffered_bytes: int | None = None,
     ) -> SessionClosed:
         self._state = transition(self._state, SessionEvent.CLOSE)
         self._is_closed = True
@@ -878,8 +951,9 @@ class EngineSession:
         self._connect_deadline = None
         self._is_root_connected = False
         if polling_packet is not None and self._transport is Transport.POLLING:
-            self._out.append(polling_packet)
-        event = SessionClosed(reason, error)
+            self._out.append(polling_packet)  # past the bound too: the close must go out
+            self._out_bytes += len(polling_packet)
+        event = SessionClosed(reason, error, buffered_bytes)
         self._close_event = event
         return event
 
@@ -899,6 +973,7 @@ class EngineSession:
             raise LocalProtocolError("outgoing_ws on a polling session")
         frames = self._out
         self._out = []
+        self._out_bytes = 0
         return frames
 
     # -- timers ------------------------------------------------------------------------
@@ -918,8 +993,8 @@ class EngineSession:
 
         Returns:
             ``[SessionClosed(PING_TIMEOUT)]`` / ``[SessionClosed(SERVER_CLOSE)]`` on timeout,
-            else ``[]`` (a PING may be queued:
-            drain / wake the GET).
+            ``[SessionClosed(TRANSPORT_ERROR, buffered_bytes=...)]`` when the PING passed
+            the outgoing bound, else ``[]`` (a PING may be queued: drain / wake the GET).
         """
         if self._is_closed:
             return []
@@ -931,11 +1006,14 @@ class EngineSession:
         if self._upgrade_noop_at is not None and now >= self._upgrade_noop_at:
             # A GET pending with nothing to say during the upgrade gets a NOOP (engine.io).
             if self._is_poll_pending and not self._out:
-                self._out.append(_NOOP)
+                self._push(_NOOP)
             self._upgrade_noop_at = now + UPGRADE_NOOP_INTERVAL_S
         if self._next_ping_at is not None and now >= self._next_ping_at:
-            self._out.append(_PING)
+            self._push(_PING)
             self._last_ping_at = now
             self._pong_deadline = now + self._ping_timeout_s
             self._next_ping_at = None
+        if self._is_closed:  # the NOOP or the PING passed the outgoing bound
+            self._pong_deadline = self._upgrade_noop_at = None
+            return self._take_unreported_close()
         return []

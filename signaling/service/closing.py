@@ -19,13 +19,14 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from rooms import occupancy
+from rooms import occupancy, webhooks
 from rooms import services as room_services
 from rooms.enums import CloseReason
 from rooms.models import Room
 from signaling.protocol import encode_event
 from signaling.service import events, payloads
 from signaling.service.database import run_db
+from signaling.service.occupancy_marks import DATABASE_DOWN
 
 if TYPE_CHECKING:
     from signaling.service.instance import Instance
@@ -64,9 +65,22 @@ async def room_closed(instance: Instance, room_id: str, reason: str) -> None:
     """The row is closed: presence refuses joins, every member everywhere gets `room_closed`."""
     members = await instance.presence.mark_closed(room_id)
     logger.info("room %s closed (%s), %d participants out", room_id, reason, len(members))
+    if instance.webhooks.is_enabled:
+        await number_room_closed(instance, room_id)
     text = encode_event(events.ROOM_CLOSED, payloads.room_closed(room_id, reason))
     await close_here(instance, room_id, text)
     await instance.delivery.to_room(room_id, {"type": "room.closed", "text": text})
+
+
+async def number_room_closed(instance: Instance, room_id: str) -> None:
+    """Give the room's ``room.closed`` event (written unnumbered with the close) the last
+    number: presence closed the room, no change can take a later one. Lost (an outage, a
+    crash): the delivery worker numbers it after ``rooms.webhooks.GAP_S``."""
+    seq = await instance.presence.reserve_seq(room_id, 1)
+    try:
+        await run_db(webhooks.number_room_closed, room_id, seq)
+    except DATABASE_DOWN as exc:
+        logger.warning("room %s: room.closed not numbered (%s); numbered later", room_id, exc)
 
 
 async def close_here(instance: Instance, room_id: str, text: str) -> None:

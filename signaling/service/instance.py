@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 # After the channel layer fails to receive (Redis restarting), wait this long before retrying.
 INBOX_RETRY_S = 0.5
+# At a clean stop, how long queued webhook events may take to reach the database.
+STOP_FLUSH_S = 5.0
 
 
 class Instance:
@@ -94,7 +96,12 @@ class Instance:
             )
 
     async def stop(self) -> None:
-        """Cancel the inbox and sweeper and leave the cluster's instance list."""
+        """Write the queued webhook events and release the webhook leases this instance holds
+        (both bounded), cancel the inbox, sweeper and webhook tasks, and leave the cluster's
+        instance list. The SIGTERM drain calls it."""
+        if self._loop is not None and settings.SIGNALING.webhook_url:
+            await self.webhooks.flush(STOP_FLUSH_S)
+            await self.webhook_delivery.stop()
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()

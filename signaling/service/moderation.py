@@ -59,6 +59,8 @@ EVICTED = "member.evicted"
 UPDATED = "member.updated"
 ROOM_UPDATED = "room.updated"
 MESSAGE_TYPES = frozenset({EVICT, EVICTED, UPDATED, ROOM_UPDATED})
+# Webhook events of one kicked socket: participant.kicked, participant.left.
+KICK_EVENTS = 2
 
 _replies: dict[str, asyncio.Future[None]] = {}
 
@@ -72,20 +74,25 @@ def now_ms() -> int:
 
 
 async def join_presence(
-    instance: Instance, room_id: str, me: Participant, cap: int, duplicate_identity: str
+    instance: Instance, room_id: str, me: Participant, cap: int, duplicate_identity: str, *, with_events: bool = False
 ) -> JoinOutcome:
-    """``presence.join`` with the room's bans and duplicate policy, loading the bans from the
-    database when presence does not hold them.
+    """``presence.join`` with the room's bans and duplicate policy (and, ``with_events``, the
+    webhook numbers it reserves), loading the bans and the room's last webhook ``seq`` from
+    the database when presence does not hold them.
 
     Raises:
         SignalingError: `forbidden` for a banned agent, or an agent already in a
             ``reject`` room.
     """
     for _ in range(BAN_LOAD_ATTEMPTS):
-        outcome = await instance.presence.join(room_id, me, cap, duplicate=duplicate_identity, now_ms=now_ms())
-        if outcome.status is not JoinStatus.BANS_UNKNOWN:
+        outcome = await instance.presence.join(
+            room_id, me, cap, duplicate=duplicate_identity, now_ms=now_ms(), with_events=with_events
+        )
+        if outcome.status not in (JoinStatus.BANS_UNKNOWN, JoinStatus.SEQ_UNKNOWN):
             break
-        await instance.presence.load_bans(room_id, await run_db(occupancy.active_bans_ms, room_id))
+        bans, last_seq = await run_db(occupancy.room_presence_state, room_id)
+        await instance.presence.load_bans(room_id, bans)
+        await instance.presence.load_seq(room_id, last_seq)
     else:
         raise SignalingError(ErrorCode.FORBIDDEN, "the room's bans could not be read; try again")
     if outcome.status is JoinStatus.BANNED:
@@ -95,11 +102,16 @@ async def join_presence(
     return outcome
 
 
-async def hand_over(instance: Instance, view: RoomView, replaced: list[Participant]) -> None:
+async def hand_over(instance: Instance, view: RoomView, replaced: list[Participant], outcome: JoinOutcome) -> None:
     """A replacing join took these members' seats (presence removed them): each gets `kicked`
-    (``replaced``), the room `user_left` (``replaced``). The caller holds the room."""
+    (``replaced``), the room `user_left` (``replaced``), the webhook receiver
+    ``participant.left`` (``replaced``) with the first numbers the join reserved. The caller
+    holds the room."""
     text = encode_event(events.KICKED, payloads.kicked(view.room_id, LeaveReason.REPLACED, is_banned=False))
-    for old in replaced:
+    before = len(outcome.members) - 1 + len(replaced)  # the room's count before the join
+    for index, old in enumerate(replaced):
+        seq = outcome.seq + index if outcome.seq else 0
+        instance.webhooks.left(view.room_id, old, before - index - 1, LeaveReason.REPLACED, seq)
         await _evict(instance, view.room_id, old, text, LeaveReason.REPLACED, wait=False)
         await participation.tell_left(instance, view, old, LeaveReason.REPLACED)
 
@@ -119,15 +131,21 @@ async def kick(
     if target is None:
         return False
     is_banned = ban_seconds is not None
+    # participant.kicked then participant.left (kicked) per removed socket (SPEC section 10)
+    events_each = KICK_EVENTS if instance.webhooks.is_enabled else 0
     if ban_seconds is not None:
         ban = await run_db(room_services.ban_agent, room_id, target.agent_id, ban_seconds, reason or "")
-        outcome = await instance.presence.ban(room_id, target.agent_id, int(ban.until.timestamp() * 1000))
-        removed, remaining, version = outcome.removed, outcome.remaining, outcome.version
+        until_ms = int(ban.until.timestamp() * 1000)
+        outcome = await instance.presence.ban(room_id, target.agent_id, until_ms, events_each=events_each)
+        removed, remaining, version, seq = outcome.removed, outcome.remaining, outcome.version, outcome.seq
     else:
-        left = await instance.presence.leave(room_id, client_id)
+        left = await instance.presence.leave(room_id, client_id, events=events_each)
         if left is None:
             return False  # it left meanwhile
-        removed, remaining, version = [left.participant], left.remaining, left.version
+        removed, remaining, version, seq = [left.participant], left.remaining, left.version, left.seq
+    for index, member in enumerate(removed):
+        count = remaining + len(removed) - index - 1  # as if they went one by one
+        instance.webhooks.kicked(room_id, member, ban_seconds, count, seq + KICK_EVENTS * index if seq else 0)
     text = encode_event(events.KICKED, payloads.kicked(room_id, reason or DEFAULT_KICK_REASON, is_banned=is_banned))
     for member in removed:
         await _evict(instance, room_id, member, text, LeaveReason.KICKED, wait=True)

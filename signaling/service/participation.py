@@ -11,7 +11,9 @@ every instance, ends with the same view:
 - leave: hold the room, take the socket out of the view, leave presence, announce
   `user_left`; the last one out arms the empty-room expiry.
 
-Each presence change writes its webhook event (``instance.webhooks``) before it is acked.
+Each presence change reserves its webhook events' ``seq`` numbers in the same atomic step
+(so they follow the order clients saw) and queues the events (``instance.webhooks``,
+written after the ack, never waited for).
 Every await is safe against the socket ending meanwhile: a join whose socket is gone when
 presence answers leaves presence again. Occupancy marks carry presence's membership version.
 """
@@ -78,6 +80,11 @@ async def tell_left(instance: Instance, view: RoomView, participant: Participant
     await instance.delivery.to_room(view.room_id, {"type": "room.left", "client": client_id, "text": text})
 
 
+def record_left(instance: Instance, room_id: str, outcome: LeaveOutcome, reason: str) -> None:
+    """Queue ``participant.left`` with the number presence reserved for the leave."""
+    instance.webhooks.left(room_id, outcome.participant, outcome.remaining, reason, outcome.seq)
+
+
 async def room_emptied(instance: Instance, room_id: str, version: int) -> None:
     """The last participant left: arm the ROOM_TIMEOUT expiry (unless a newer mark won)."""
     await instance.occupancy.write(occupancy.mark_empty, room_id, version)
@@ -131,7 +138,9 @@ async def _join_held(
     view.add_pending(me.client_id, conn)
     read_at = time.monotonic()
     try:
-        outcome = await moderation.join_presence(instance, room_id, me, policy.cap, policy.duplicate_identity)
+        outcome = await moderation.join_presence(
+            instance, room_id, me, policy.cap, policy.duplicate_identity, with_events=instance.webhooks.is_enabled
+        )
     except BaseException:
         view.drop_pending(me.client_id)
         raise
@@ -143,11 +152,16 @@ async def _join_held(
         instance.policies.forget(room_id)
         raise SignalingError(ErrorCode.ROOM_CLOSED, "the room is closed")
     if outcome.replaced:  # duplicateIdentity "replace": told before anyone hears of the joiner
-        await moderation.hand_over(instance, view, outcome.replaced)
+        await moderation.hand_over(instance, view, outcome.replaced, outcome)
+    joined_seq = outcome.seq + len(outcome.replaced) if outcome.seq else 0
+    instance.webhooks.joined(room_id, me, len(outcome.members), joined_seq, is_room_start=outcome.is_room_start)
     if conn.state is not state or view.is_closed:
-        # The socket ended (or the room closed) while presence answered: undo, tell nobody.
+        # The socket ended (or the room closed) while presence answered: undo, tell no socket
+        # (the webhook receiver hears both: the join's numbers are taken).
         view.drop_pending(me.client_id)
-        left = await instance.presence.leave(room_id, me.client_id)
+        left = await instance.presence.leave(room_id, me.client_id, events=int(instance.webhooks.is_enabled))
+        if left is not None:
+            instance.webhooks.left(room_id, me, left.remaining, LeaveReason.DISCONNECTED, left.seq)
         if left is not None and left.remaining == 0:
             await room_emptied(instance, room_id, left.version)
         if view.is_closed:
@@ -167,7 +181,6 @@ async def _join_held(
     if len(outcome.members) == 1:
         # The first joiner: the row is marked before anyone hears of the join.
         await instance.occupancy.write(occupancy.mark_occupied, room_id, outcome.version, policy.max_duration_min)
-    await instance.webhooks.joined(room_id, me, len(outcome.members))  # before the ack: seq follows what clients see
     await _send_joined(conn, room, me, outcome.members, ack_id, view=view)
     await tell_joined(instance, view, me)
     logger.info(
@@ -209,11 +222,11 @@ async def leave(instance: Instance, state: SocketState, room_id: str, reason: Le
     async with instance.membership.room(room_id) as view:
         try:
             view.remove_local(state.client_id)
-            outcome = await instance.presence.leave(room_id, state.client_id)
+            outcome = await instance.presence.leave(room_id, state.client_id, events=int(instance.webhooks.is_enabled))
             if outcome is None:
                 view.learn_left(state.client_id)
                 return
-            await instance.webhooks.left(room_id, outcome, reason)  # before the ack (SPEC 10)
+            record_left(instance, room_id, outcome, reason)
             await tell_left(instance, view, outcome.participant, reason)
             if outcome.remaining == 0:
                 await room_emptied(instance, room_id, outcome.version)
@@ -225,7 +238,7 @@ async def drop_departed(instance: Instance, room_id: str, outcome: LeaveOutcome,
     """Presence already removed a member (its instance died, or it was a ghost): tell the room."""
     async with instance.membership.room(room_id) as view:
         try:
-            await instance.webhooks.left(room_id, outcome, reason)
+            record_left(instance, room_id, outcome, reason)
             await tell_left(instance, view, outcome.participant, reason)
         finally:
             await release(instance, view)
@@ -240,11 +253,11 @@ async def forget_ghost(instance: Instance, room_id: str, client_id: str) -> None
         try:
             if client_id in view.local or client_id in view.pending:
                 return
-            outcome = await instance.presence.leave(room_id, client_id)
+            outcome = await instance.presence.leave(room_id, client_id, events=int(instance.webhooks.is_enabled))
             if outcome is None:
                 return
             logger.warning("room %s: removed %s, which presence held for a socket no longer here", room_id, client_id)
-            await instance.webhooks.left(room_id, outcome, LeaveReason.DISCONNECTED)
+            record_left(instance, room_id, outcome, LeaveReason.DISCONNECTED)
             await tell_left(instance, view, outcome.participant, LeaveReason.DISCONNECTED)
         finally:
             await release(instance, view)

@@ -122,7 +122,7 @@ class Sweeper:
     async def reap(self, instance_id: str) -> None:
         """Drop a dead instance's members; only the instance that wins the claim reaps."""
         instance = self._instance
-        left = await instance.presence.reap_instance(instance_id)
+        left = await instance.presence.reap_instance(instance_id, events=int(instance.webhooks.is_enabled))
         if left:
             logger.warning("instance %s is gone; %d participants dropped", instance_id, len(left))
         for room_id, outcome in left:

@@ -118,6 +118,8 @@ const call = {
   iceServers: [],
   relayOnly: false,
   iceErrors: [],
+  // Every lost connection, for the automation hooks: socket.io-client's reason and details.
+  disconnects: [],
 };
 
 window.demoLastError = null;
@@ -668,7 +670,13 @@ function onConnectError(err) {
   }
 }
 
-function onDisconnect(reason) {
+function onDisconnect(reason, details) {
+  call.disconnects.push({
+    reason,
+    phase: call.phase,
+    description: details && details.description !== undefined ? String(details.description) : null,
+    at: new Date().toISOString(),
+  });
   if (call.phase === 'leaving') return; // leave_room's ack or timeout ends the call
   // Our room membership ended with the connection: every peer connection is stale.
   closeAllPeers();
@@ -906,6 +914,7 @@ function start() {
     relayOnly: call.relayOnly,
     iceServers: call.iceServers,
     iceErrors: call.iceErrors,
+    disconnects: call.disconnects,
     shareLink: ui.callPanel.hidden ? null : ui.shareLink.href,
     aloneShown: !ui.alone.hidden,
     peers: [...call.peers.values()].map((peer) => ({

@@ -111,7 +111,9 @@ def tiles_of(page: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def assert_live_media_from(page: dict[str, Any], others: list[dict[str, Any]]) -> None:
-    """``page`` shows one connected tile per other page and receives its video and audio."""
+    """``page`` shows one connected tile per other page and receives its video and audio, on
+    the socket it joined with (a lost connection shows its socket.io reason here)."""
+    assert page["disconnects"] == [], page["disconnects"]
     assert page["phase"] == "joined"
     assert tiles_of(page) == sorted(
         ({"clientId": o["clientId"], "agentId": o["agentId"], "state": "connected"} for o in others),

@@ -405,32 +405,95 @@ async def test_two_instances_deliver_each_event_exactly_once_in_seq_order_per_ro
         assert {(e["state"], e["attempts"]) for e in events} == {("delivered", 1)}
 
 
-@pytest.mark.xfail(
-    reason="known defect, left open in issue #16: participant events queued during a database outage "
-    "are not written once the database is back (seen in CI and locally on 2026-12-02); joins and leaves "
-    "themselves succeed",
-    strict=False,
+async def test_a_kick_with_a_ban_and_a_replacing_join_reach_the_receiver_in_order(
+    live_servers: Any, receiver: Receiver, sio_client: Callable[[], SioClient]
+) -> None:
+    # given a room whose agents replace their older socket, with alice and bob in it
+    [server] = live_servers(env=webhook_env(receiver))
+    creator = server.mint("agent-creator")
+    room_id = (await server.acreate_room(creator, settings={"duplicateIdentity": "replace"}))["id"]
+    alice = await joined(sio_client, server, "agent-alice", room_id)
+    bob = await joined(sio_client, server, "agent-bob", room_id)
+    # when bob is kicked with a ban, then alice joins again from a second socket
+    path = f"/api/rooms/{room_id}/participants/{bob.client_id}/kick"
+    status, _ = await server.arequest("POST", path, {"reason": "spam", "banSeconds": 60}, token=creator)
+    assert status == 204
+    alice_again = await joined(sio_client, server, "agent-alice", room_id)
+    await receiver.wait_for(lambda: len(receiver.of_room(room_id)) == 8, "eight events")
+    # then
+    got = [(r.type, r.payload["data"]) for r in receiver.of_room(room_id)]
+    base = {"roomId": room_id}
+    bob_fields = {"clientId": bob.client_id, "agentId": "agent-bob"}
+    assert got[4:] == [
+        ("participant.kicked", {**base, "seq": 5, "participantCount": 1, **bob_fields, "banSeconds": 60}),
+        ("participant.left", {**base, "seq": 6, "participantCount": 1, **bob_fields, "reason": "kicked"}),
+        (
+            "participant.left",
+            {
+                **base,
+                "seq": 7,
+                "participantCount": 0,
+                "clientId": alice.client_id,
+                "agentId": "agent-alice",
+                "reason": "replaced",
+            },
+        ),
+        (
+            "participant.joined",
+            {**base, "seq": 8, "participantCount": 1, "clientId": alice_again.client_id, "agentId": "agent-alice"},
+        ),
+    ]
+    assert [d["seq"] for _, d in got] == list(range(1, 9))
+    assert await receiver.wait_nothing_more(room_id, 8)
+
+
+@pytest.mark.parametrize(
+    ("_case", "is_delivery_in_flight"),
+    [("outcomes_written_before_the_outage", False), ("a_delivery_in_flight_when_the_database_stops", True)],
 )
 async def test_joins_and_leaves_during_a_database_outage_succeed_and_their_events_come_afterwards(
-    live_servers: Any, receiver: Receiver, sio_client: Callable[[], SioClient], own_postgres: PostgresServer
+    live_servers: Any,
+    receiver: Receiver,
+    sio_client: Callable[[], SioClient],
+    own_postgres: PostgresServer,
+    _case: str,
+    is_delivery_in_flight: bool,
 ) -> None:
-    # given a server on a PostgreSQL of this test's own, and a room it knows with bob in it
+    # given a server on a PostgreSQL of this test's own, and a room it knows with bob in it;
+    # in the second case the receiver holds its answer to bob's participant.joined until the
+    # database is down (its outcome cannot be written: it used to hold the room for the lease)
+    database_down = asyncio.Event()
+
+    async def answer(received: Received) -> int:
+        if is_delivery_in_flight and received.payload["data"].get("agentId") == "agent-bob":
+            await asyncio.wait_for(database_down.wait(), WAIT_S)
+        return 200
+
+    receiver.answer = answer
     [server] = live_servers(env=webhook_env(receiver, DATABASE_URL=own_postgres.url))
     room_id = (await server.acreate_room())["id"]
     await joined(sio_client, server, "agent-bob", room_id)
     alice = sio_client()
     await alice.connect_as(server, "agent-alice")
     await receiver.wait_for(lambda: len(receiver.of_room(room_id)) == 3, "the events before the outage")
+    if not is_delivery_in_flight:
+        while {e["state"] for e in await staff_events(server, room_id)} != {"delivered"}:
+            await asyncio.sleep(0.05)
     # when PostgreSQL stops, alice joins and leaves
     own_postgres.stop()
+    database_down.set()
     assert (await alice.join(room_id, timeout=10))["ok"] is True
     assert await alice.call("leave_room", {"roomId": room_id}, timeout=10) == {"ok": True, "roomId": room_id}
     assert await receiver.wait_nothing_more(room_id, 3)
     own_postgres.start()
-    # then once it is back, both events arrive, in order, with their counts
+    # then once it is back, both events arrive, in order, with their counts, well before
+    # a lease (60 s) could have run out, and nothing came twice
     await receiver.wait_for(lambda: len(receiver.of_room(room_id)) == 5, "the events of the outage", timeout=30)
     late = [r.payload["data"] for r in receiver.of_room(room_id)[3:]]
     assert [(d["seq"], d["agentId"], d["participantCount"], d.get("reason")) for d in late] == [
         (4, "agent-alice", 2, None),
         (5, "agent-alice", 1, "left"),
     ]
+    assert await receiver.wait_nothing_more(room_id, 5)
+    events = await staff_events(server, room_id)
+    assert [(e["seq"], e["state"], e["attempts"]) for e in events] == [(n, "delivered", 1) for n in range(1, 6)]

@@ -80,6 +80,8 @@ def test_every_variable_has_its_spec_default() -> None:
         ("JOIN_TOKEN_TTL", "60", "join_token_ttl_s", 60),
         ("MAX_PAYLOAD", "2048", "max_payload_bytes", 2048),
         ("MAX_MESSAGE_BYTES", "1024", "max_message_bytes", 1024),
+        ("MAX_BUFFERED_BYTES", "5000000", "max_buffered_bytes", 5_000_000),
+        ("MAX_BUFFERED_BYTES", "", "max_buffered_bytes", 2_000_000),
         ("RATE_LIMIT", "10", "rate_limit_per_s", 10),
         ("RATE_LIMIT_BURST", "20", "rate_limit_burst", 20),
         ("DEV_MODE", "1", "dev_mode", True),
@@ -98,6 +100,11 @@ def test_every_variable_has_its_spec_default() -> None:
 def test_each_variable_is_parsed(_case: str, value: str, field: str, expected: Any) -> None:
     config = load_config({"JWT_SECRET": SECRET, _case: value})
     assert getattr(config, field) == expected
+
+
+def test_max_buffered_bytes_defaults_to_twice_max_payload() -> None:
+    config = load_config({"JWT_SECRET": SECRET, "MAX_PAYLOAD": "300000"})
+    assert (config.max_payload_bytes, config.max_buffered_bytes) == (300_000, 600_000)
 
 
 def test_a_cors_origin_list_is_not_allow_all() -> None:
@@ -162,6 +169,16 @@ BAD_VALUES = [
         "MAX_MESSAGE_BYTES",
         "-2",
         "MAX_MESSAGE_BYTES must be a positive integer of bytes, got '-2'",
+    ),
+    (
+        "MAX_BUFFERED_BYTES",
+        "2MB",
+        "MAX_BUFFERED_BYTES must be a positive integer of bytes, got '2MB'",
+    ),
+    (
+        "MAX_BUFFERED_BYTES",
+        "999999",
+        "MAX_BUFFERED_BYTES must be at least MAX_PAYLOAD (1000000), got 999999",
     ),
     (
         "RATE_LIMIT",

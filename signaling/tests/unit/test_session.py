@@ -1272,3 +1272,120 @@ def test_illegal_event_raises_local_protocol_error(_case: str, current: SessionS
 def test_every_state_but_closed_has_a_way_to_close() -> None:
     # given / when / then: the table is total for CLOSE
     assert {state for (state, event) in TRANSITIONS if event is E.CLOSE} == set(S) - {S.CLOSED}
+
+
+# --- outgoing bound (a client that does not read) ---------------------------------------
+
+BOUNDED = SessionConfig(ping_interval_ms=25000, ping_timeout_ms=20000, max_payload_bytes=100, max_buffered_bytes=1000)
+RELAY_100 = '2["offer",{"sdp":"' + "x" * 78 + '"}]'  # queued as "4" + this: 100 bytes
+
+
+def test_polling_queue_past_the_bound_drops_it_and_closes_as_a_lost_transport() -> None:
+    # given: a polling client that connected and then never GETs again
+    session = EngineSession("eio-1", BOUNDED, now=0.0, transport=Transport.POLLING)
+    session.take_polling_payload()
+    for _ in range(10):
+        session.send_sio_text(RELAY_100)  # 10 x 100 bytes: exactly the bound
+    assert (session.is_closed, session.buffered_bytes) == (False, 1000)
+    # when
+    session.send_sio_text(RELAY_100)
+    # then: the queue is dropped for one CLOSE packet; the close is reported once
+    assert session.is_closed
+    assert session.close() == [SessionClosed(CloseReason.TRANSPORT_ERROR, None, buffered_bytes=1100)]
+    assert session.close() == []
+    assert session.take_polling_payload() == "1"
+
+
+def test_queue_under_the_bound_is_emptied_by_each_get() -> None:
+    # given
+    session = EngineSession("eio-1", BOUNDED, now=0.0, transport=Transport.POLLING)
+    session.take_polling_payload()
+    # when: 30 x 100 bytes, a GET after every 9
+    for index in range(30):
+        session.send_sio_text(RELAY_100)
+        if index % 9 == 8:
+            session.take_polling_payload()
+    # then
+    assert (session.is_closed, session.buffered_bytes) == (False, 300)
+
+
+def test_multibyte_text_counts_its_utf8_bytes_against_the_bound() -> None:
+    # given: 333 characters of 3 UTF-8 bytes each
+    session = ws_session(BOUNDED)
+    # when
+    session.send_sio_text("2" + "\u20ac" * 333)
+    # then: "4" + "2" + 999 bytes = 1001 > 1000
+    assert session.is_closed
+    assert session.close() == [SessionClosed(CloseReason.TRANSPORT_ERROR, None, buffered_bytes=1001)]
+
+
+def test_transport_backlog_counts_toward_the_bound() -> None:
+    # given: the adapter wrote everything; the server still holds 900 bytes of it
+    session = ws_session(BOUNDED)
+    session.send_sio_text(RELAY_100)
+    session.outgoing_ws()
+    assert session.note_transport_backlog(900) == []
+    assert session.buffered_bytes == 900
+    # when: the next 100 bytes fit, the next ones do not
+    session.send_sio_text(RELAY_100)
+    assert not session.is_closed
+    session.send_sio_text(RELAY_100)
+    # then
+    assert session.close() == [SessionClosed(CloseReason.TRANSPORT_ERROR, None, buffered_bytes=1100)]
+    assert session.outgoing_ws() == []
+
+
+def test_transport_backlog_past_the_bound_closes_the_session_at_once() -> None:
+    # given
+    session = ws_session(BOUNDED)
+    # when
+    events = session.note_transport_backlog(1001)
+    # then
+    assert events == [SessionClosed(CloseReason.TRANSPORT_ERROR, None, buffered_bytes=1001)]
+    assert session.is_closed
+    assert session.close() == []
+    assert session.next_deadline() is None
+
+
+def test_draining_backlog_lets_the_queue_grow_again() -> None:
+    # given
+    session = ws_session(BOUNDED)
+    assert session.note_transport_backlog(950) == []
+    # when: the client read it all
+    assert session.note_transport_backlog(0) == []
+    for _ in range(10):
+        session.send_sio_text(RELAY_100)
+    # then
+    assert (session.is_closed, session.buffered_bytes) == (False, 1000)
+
+
+def test_ping_past_the_bound_is_reported_by_the_timer() -> None:
+    # given: the queue is full to the byte
+    session = ws_session(BOUNDED)
+    assert session.note_transport_backlog(1000) == []
+    # when: the PING is due
+    events = session.handle_timer(now=25.0)
+    # then
+    assert events == [SessionClosed(CloseReason.TRANSPORT_ERROR, None, buffered_bytes=1001)]
+    assert session.next_deadline() is None
+
+
+def test_upgrade_moves_the_queue_and_its_size_to_the_websocket() -> None:
+    # given: a polling session with 300 queued bytes, upgrading
+    session = EngineSession("eio-1", BOUNDED, now=0.0, transport=Transport.POLLING)
+    session.take_polling_payload()
+    for _ in range(3):
+        session.send_sio_text(RELAY_100)
+    session.begin_upgrade(now=1.0)
+    assert session.receive_upgrade_ws("2probe", now=1.0) == []
+    # when
+    assert session.receive_upgrade_ws("5", now=1.1) == [UpgradeCompleted()]
+    # then: 3probe + the three packets (the probe's NOOP is gone)
+    assert session.buffered_bytes == 306
+    assert session.outgoing_ws() == ["3probe", "4" + RELAY_100, "4" + RELAY_100, "4" + RELAY_100]
+    assert session.buffered_bytes == 0
+
+
+def test_config_refuses_a_non_positive_bound() -> None:
+    with pytest.raises(LocalProtocolError):
+        SessionConfig(max_buffered_bytes=0)

@@ -66,6 +66,7 @@ async function observe(page) {
       relayOnly: state && state.relayOnly,
       iceServers: state && state.iceServers,
       iceErrors: state && state.iceErrors,
+      disconnects: state && state.disconnects,
       shareLink: state && state.shareLink,
       aloneShown: state && state.aloneShown,
       aloneText: document.getElementById('alone') ? document.getElementById('alone').innerText : null,
