@@ -34,7 +34,24 @@ FD_LIMIT = 65536
 SERVER_CORE = 0
 LOAD_CORE = 1
 REDIS_URL = "redis://127.0.0.1:6379/0"
-SERVER_KINDS = ("daphne", "uvicorn", "uvicorn-websockets", "uvicorn-wsproto", "uvicorn-websockets-sansio", "node")
+SERVER_KINDS = (
+    "daphne",
+    "uvicorn",
+    "daphne-stock",
+    "daphne-uvloop",
+    "uvicorn-websockets",
+    "uvicorn-wsproto",
+    "uvicorn-websockets-sansio",
+    "node",
+)
+# The daphne configurations before issue #12's levers, to measure each lever in the same run:
+# the daphne binary (stock asyncio loop and reactor), and daphne with uvloop's policy
+# installed first (its stock reactor then runs on a uvloop loop). ``daphne`` is
+# ``manage.py serve`` (uvloop and the write-coalescing reactor, signaling/daphne_launcher.py).
+DAPHNE_UVLOOP = (
+    "import asyncio, sys, uvloop; asyncio.set_event_loop_policy(uvloop.EventLoopPolicy()); "
+    "from daphne.cli import CommandLineInterface; CommandLineInterface().run(sys.argv[1:])"
+)
 NODE_DIR = ROOT / "bench" / "node"
 BASELINE = "node"
 
@@ -142,6 +159,11 @@ def _argv(kind: str, port: int) -> list[str]:
         return [*pin, "node", *NODE_FLAGS, str(NODE_DIR / "server.js")]
     if kind in ("daphne", "uvicorn"):
         return [*pin, PYTHON, str(ROOT / "manage.py"), "serve", "--server", kind]
+    if kind.startswith("daphne-"):
+        daphne_args = ["-b", "127.0.0.1", "-p", str(port), "--proxy-headers", "--websocket_timeout", "-1", APPLICATION]
+        if kind == "daphne-stock":
+            return [*pin, str(Path(PYTHON).parent / "daphne"), *daphne_args]
+        return [*pin, PYTHON, "-c", DAPHNE_UVLOOP, *daphne_args]
     ws = kind.removeprefix("uvicorn-")
     uvicorn = str(Path(PYTHON).parent / "uvicorn")
     return [

@@ -130,7 +130,7 @@ class Connection:
         self.probe_send: WsSend | None = None  # the upgrade probe's websocket, until it carries the session
         self.ws_transport: ServerTransport = UnknownTransport()
         self._drain_task: asyncio.Task[None] | None = None
-        self.poll_ready = asyncio.Event()
+        self._poll_ready: asyncio.Event | None = None  # made by the first poll (memory per socket)
         self.state: Any = None  # owned by the app (the signaling service's SocketState)
         self.namespaces: dict[str, str] = {}  # namespace -> Socket.IO client id
         # With connection state recovery on: the last packets written (a bounded deque the
@@ -188,6 +188,22 @@ class Connection:
         """True while ``pause_events`` is in force."""
         return now < self._events_paused_until
 
+    @property
+    def poll_ready(self) -> asyncio.Event:
+        """Set when a polling GET has something to return (or the session ended).
+
+        Made on first use: a websocket-only session never polls, and an ``asyncio.Event``
+        costs 0.75 KB per socket."""
+        if self._poll_ready is None:
+            self._poll_ready = asyncio.Event()
+            if self._closed:
+                self._poll_ready.set()
+        return self._poll_ready
+
+    def _wake_poll(self) -> None:
+        if self._poll_ready is not None:
+            self._poll_ready.set()
+
     # -- outbound --------------------------------------------------------------------
 
     def accept(self, namespace: str, client_id: str, *, pid: str | None = None) -> None:
@@ -220,7 +236,7 @@ class Connection:
         elif session.transport is Transport.WEBSOCKET:
             await self._write_ws()  # sending moves no deadline: no timer work on the hot path
         elif session.has_polling_data():
-            self.poll_ready.set()
+            self._wake_poll()
 
     async def flush(self) -> None:
         """Write queued output to the active transport and re-arm the timer."""
@@ -230,7 +246,7 @@ class Connection:
         if session.transport is Transport.WEBSOCKET:
             await self._write_ws()
         if session.has_polling_data():  # after the upgrade: the NOOP releasing a pending GET
-            self.poll_ready.set()
+            self._wake_poll()
         self._arm_timer()
 
     async def _write_ws(self) -> None:
@@ -356,7 +372,7 @@ class Connection:
         if self._timer is not None:
             self._timer.cancel()
         self._timer = None
-        self.poll_ready.set()
+        self._wake_poll()
         if event.error is not None:
             self.log_protocol_error(event.error)
         if event.buffered_bytes is not None:

@@ -48,6 +48,7 @@ from signaling.protocol.socketio import (
     encode_ack_json,
     encode_event,
     encode_packet,
+    encode_relayed_event,
 )
 
 __all__ = [
@@ -82,6 +83,7 @@ __all__ = [
     "encode_event",
     "encode_packet",
     "encode_polling_payload",
+    "encode_relayed_event",
     "encode_ws_frame",
     "open_packet_data",
     "transition",

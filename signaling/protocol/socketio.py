@@ -12,7 +12,10 @@ parser (socket.io-parser ``isPayloadValid``, reserved event names, at most 10 at
 
 Hot path notes: JSON is encoded / decoded exactly once per packet with pre-built C-accelerated
 encoder / decoder objects; a packet's data is scanned for binary only when the encoder trips
-over a ``bytes`` value, so text-only packets pay nothing for binary support.
+over a ``bytes`` value, so text-only packets pay nothing for binary support. The relay path
+(``encode_relayed_event``) encodes a peer's decoded data with orjson, which is byte-identical
+to the stdlib encoding for everything but floats; decoded floats are :class:`JsonFloat`, which
+orjson hands back, so those packets (and anything else orjson refuses) take the stdlib path.
 """
 
 from __future__ import annotations
@@ -22,12 +25,15 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, NoReturn
 
+import orjson
+
 from signaling.protocol.errors import LocalProtocolError, RemoteProtocolError
 
 __all__ = [
     "MAX_ACK_ID_DIGITS",
     "MAX_ATTACHMENTS",
     "RESERVED_EVENTS",
+    "JsonFloat",
     "SioDecoder",
     "SioPacket",
     "SioPacketType",
@@ -112,23 +118,50 @@ def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"invalid JSON constant {name}")
 
 
+class JsonFloat(float):
+    """A number with a fraction or exponent decoded from a peer's JSON (a ``float`` in all else).
+
+    orjson writes floats differently from the stdlib (``1e16`` against ``1e+16``, NaN as
+    ``null``); as a float subclass this one is handed to ``default`` under
+    ``OPT_PASSTHROUGH_SUBCLASS``, so data holding it is encoded by the stdlib encoder.
+    """
+
+    __slots__ = ()
+
+
+class _NotForOrjson(Exception):
+    """Raised by orjson's ``default`` hook: leave this value to the stdlib encoder."""
+
+
+def _orjson_default(value: object) -> NoReturn:
+    raise _NotForOrjson
+
+
 def _parse_long_int(digits: str) -> int | float:
     """An integer literal as JSON.parse reads it: one past Python's int-str limit (4300
-    digits by default) becomes a float, hence +-Infinity, instead of failing the parse."""
+    digits by default) becomes a float, hence +-Infinity, instead of failing the parse
+    (a :class:`JsonFloat`, so the relay's orjson path leaves it to the stdlib encoder)."""
     try:
         return int(digits)
     except ValueError:
-        return float(digits)
+        return JsonFloat(digits)
 
 
 # Built once: json.dumps / json.loads with keyword arguments build a new coder per call.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_encode_default)
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=JsonFloat)
+# Every type but str, int (64-bit), bool, None, list, tuple and dict (str keys) goes to the
+# default hook, i.e. to the stdlib encoder.
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+_orjson_dumps = orjson.dumps
+_OrjsonError = orjson.JSONEncodeError
 _encode_json = _ENCODER.encode
 _raw_decode_json = _DECODER.raw_decode
 # Used only after the C-accelerated parse met an integer too long for int(): the hook makes
 # every integer a Python call, which the hot path must not pay.
-_raw_decode_lenient = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_parse_long_int).raw_decode
+_raw_decode_lenient = json.JSONDecoder(
+    parse_constant=_reject_constant, parse_int=_parse_long_int, parse_float=JsonFloat
+).raw_decode
 
 
 def namespace_prefix(namespace: str) -> str:
@@ -265,6 +298,27 @@ def encode_event(
         raise LocalProtocolError("encode_event is text only: use encode_packet") from None
 
 
+def encode_relayed_event(event: str, data: dict[str, Any], *, offset: str | None = None) -> str:
+    """``encode_event(event, data, offset=offset)`` for a peer's decoded object plus str fields (the relay path).
+
+    Byte-identical to ``encode_event`` for data that came out of this module's decoder with
+    str, int, bool or None values added; written by orjson, except when the data holds
+    something orjson does not write exactly as the stdlib encoder does (a :class:`JsonFloat`,
+    an int beyond 64 bits, a lone surrogate, non-str keys, nesting deeper than orjson's limit,
+    any other type): then by ``encode_event``, errors included.
+
+    Raises:
+        LocalProtocolError: as ``encode_event``.
+    """
+    if type(event) is str and event not in RESERVED_EVENTS:
+        try:
+            args = [event, data] if offset is None else [event, data, offset]
+            return "2" + _orjson_dumps(args, default=_orjson_default, option=_ORJSON_OPTIONS).decode()
+        except _OrjsonError:
+            pass
+    return encode_event(event, data, offset=offset)
+
+
 def encode_ack(ack_id: int, args: list[Any], *, namespace: str = "/") -> str:
     """Encode a text-only ACK, e.g. ``3<ack_id>[...]`` (without the Engine.IO ``"4"``).
 
@@ -343,7 +397,7 @@ def incoming_event_name(value: Any) -> str | None:
         return None if value in RESERVED_EVENTS else value
     if kind is int:  # bool is not int here: type() is exact
         return str(value)
-    if kind is float:  # JSON has no NaN / Infinity: value is finite
+    if kind is JsonFloat or kind is float:  # JSON has no NaN / Infinity: value is finite
         return str(int(value)) if value.is_integer() and abs(value) < 1e21 else repr(value)
     return None
 

@@ -19,7 +19,7 @@ from typing import Any
 from django.conf import settings
 
 from signaling.consumers.connection import new_sid
-from signaling.protocol import encode_event
+from signaling.protocol import encode_event, encode_relayed_event
 
 TAG_CHARS = 8
 _TAG = new_sid()[:TAG_CHARS]
@@ -33,6 +33,14 @@ def encode(event: str, data: Any) -> str:
     if settings.SIGNALING.recovery_window_ms:
         return encode_event(event, data, offset=f"{_TAG}{next(_counter):x}")
     return encode_event(event, data)
+
+
+def encode_relayed(event: str, data: dict[str, Any]) -> str:
+    """:func:`encode` for a relayed peer payload (``encode_relayed_event``: orjson where it is
+    byte-identical to the stdlib encoder)."""
+    if settings.SIGNALING.recovery_window_ms:
+        return encode_relayed_event(event, data, offset=f"{_TAG}{next(_counter):x}")
+    return encode_relayed_event(event, data)
 
 
 def offset_of(text: str) -> str | None:

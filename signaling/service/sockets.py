@@ -286,7 +286,7 @@ class SignalingApp:
                 raise SignalingError(ErrorCode.TARGET_NOT_FOUND, "no such clientId in this room")
         name, body = payloads.relayed(request, client_id=state.client_id, agent_id=state.agent_id, room_id=room_id)
         try:
-            text = offsets.encode(name, body)
+            text = offsets.encode_relayed(name, body)
         except LocalProtocolError as exc:
             # Binary attachments (the relay path is text only), or a number JSON cannot
             # carry (an integer past 4300 digits or 1e400 reads as Infinity).

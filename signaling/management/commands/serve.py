@@ -1,11 +1,14 @@
 """`python manage.py serve`: run the ASGI server on HOST:PORT from the configuration.
 
 daphne by default (`--server uvicorn` for uvicorn); prints a banner of what to open first.
-The ASGI module warns in DEV_MODE.
+The ASGI module warns in DEV_MODE. daphne runs through :mod:`signaling.daphne_launcher` (its
+own command line, on uvloop and the write-coalescing reactor: docs/benchmarks.md); uvicorn
+through its binary (it picks uvloop and httptools itself).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import sys
@@ -15,6 +18,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 APPLICATION = "signaling_project.asgi:application"
+DAPHNE_LAUNCHER = "signaling.daphne_launcher"
 # socket.io's perMessageDeflate default is off (and daphne has none): every small signaling
 # frame compressed costs CPU for nothing. uvicorn enables it unless told otherwise.
 UVICORN_WS_OPTIONS = ("--ws-per-message-deflate", "false")
@@ -59,16 +63,19 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         cfg = settings.SIGNALING
-        bindir = os.path.dirname(sys.executable)
         server = options["server"]
-        exe = os.path.join(bindir, server)
-        if not os.path.exists(exe):
-            exe = shutil.which(server) or ""
-        if not exe:
-            raise CommandError(f"{server} is not installed")
         if server == "daphne":
-            argv = [exe, "-b", cfg.host, "-p", str(cfg.port), "--proxy-headers", *DAPHNE_WS_OPTIONS, APPLICATION]
+            if importlib.util.find_spec("daphne") is None:
+                raise CommandError("daphne is not installed")
+            exe = sys.executable
+            daphne_args = ["-b", cfg.host, "-p", str(cfg.port), "--proxy-headers", *DAPHNE_WS_OPTIONS, APPLICATION]
+            argv = [exe, "-m", DAPHNE_LAUNCHER, *daphne_args]
         else:
+            exe = os.path.join(os.path.dirname(sys.executable), server)
+            if not os.path.exists(exe):
+                exe = shutil.which(server) or ""
+            if not exe:
+                raise CommandError(f"{server} is not installed")
             argv = [
                 exe,
                 "--host",

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 import subprocess
 import time
@@ -332,9 +331,9 @@ async def test_serve_runs_daphne_with_no_websocket_lifetime_and_daphne_honours_i
     assert argv[argv.index("--websocket_timeout") + 1] == "-1"
     assert DAPHNE_WS_OPTIONS == ("--websocket_timeout", "-1")
     port = free_port()
-    # /proc shows the interpreter first when daphne is a script: keep everything up to it
-    daphne = next(arg for arg in argv if os.path.basename(arg) == "daphne")
-    command = argv[: argv.index(daphne) + 1]
+    # serve runs `python -m signaling.daphne_launcher DAPHNE-ARGS`: keep everything up to the
+    # module (the same daphne command line follows it)
+    command = argv[: argv.index("signaling.daphne_launcher") + 1]
     env = {**server.env, "PORT": str(port), "DJANGO_SETTINGS_MODULE": "signaling_project.settings"}
     cut = subprocess.Popen(
         [*command, "-b", "127.0.0.1", "-p", str(port), "--websocket_timeout", "1", APPLICATION],

@@ -18,6 +18,7 @@ ALLOWED_ROOTS = {
     "dataclasses",
     "enum",
     "json",
+    "orjson",  # a codec without I/O: the relay path's JSON encoder (issue #12)
     "typing",
 }
 

@@ -1,0 +1,191 @@
+"""What ``signaling.daphne_launcher`` and ``signaling.twisted_writes`` rely on in daphne and Twisted.
+
+Fails loudly when a Twisted or daphne upgrade changes the internals the write-coalescing
+reactor uses, or the import-time reactor choice of ``daphne.server`` the launcher relies on.
+A reactor runs once per process, so the real-socket checks run in a fresh interpreter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+import twisted
+
+from signaling import twisted_writes
+
+ROOT = Path(__file__).resolve().parents[3]
+TESTED_DAPHNE = "4.2.3"
+
+# Run in a fresh interpreter: the launcher's install, then daphne's import, then a TCP
+# server on the reactor that counts what it reads (4 MB from the client) and writes 200
+# small chunks in one turn, 8 MB to a client that does not read yet (more than the kernel
+# buffers), and closes; a thread sends and reads it all.
+SCRIPT = r"""
+import json, socket, threading, time
+from signaling.daphne_launcher import install_loop_and_reactor
+kind = install_loop_and_reactor()
+import daphne.server
+from twisted.internet import protocol
+from twisted.internet.asyncioreactor import AsyncioSelectorReactor
+reactor = daphne.server.reactor
+stock_registrations = []
+stock_add_writer = AsyncioSelectorReactor.addWriter
+def counting_add_writer(self, writer):
+    stock_registrations.append(writer)
+    stock_add_writer(self, writer)
+AsyncioSelectorReactor.addWriter = counting_add_writer
+SMALL = b"".join(b"%05d\n" % i for i in range(200))
+BIG = bytes(range(256)) * (8 * 1024 * 1024 // 256)
+out = {"kind": kind, "reactor": type(reactor).__name__, "loop": type(reactor._asyncioEventloop).__module__}
+
+UPLOAD = b"u" * (4 * 1024 * 1024)
+out["read"] = 0
+
+class Sender(protocol.Protocol):
+    def dataReceived(self, data):
+        out["read"] += len(data)
+    def connectionMade(self):
+        for i in range(200):
+            self.transport.write(b"%05d\n" % i)
+        out["registered_after_small_writes"] = len(stock_registrations)
+        reactor.callLater(0.2, self.send_big)
+    def send_big(self):
+        out["registered_before_big"] = len(stock_registrations)
+        self.transport.write(BIG)
+        self.transport.loseConnection()
+
+factory = protocol.ServerFactory()
+factory.protocol = Sender
+port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+
+def client():
+    sock = socket.create_connection(("127.0.0.1", port.getHost().port))
+    sock.sendall(UPLOAD)
+    time.sleep(0.6)  # let the big write overrun the kernel buffers
+    chunks = []
+    while True:
+        data = sock.recv(1 << 20)
+        if not data:
+            break
+        chunks.append(data)
+    received = b"".join(chunks)
+    out["small_intact"] = received[: len(SMALL)] == SMALL
+    out["big_intact"] = received[len(SMALL):] == BIG
+    out["received"] = len(received)
+    out["registered_total"] = len(stock_registrations)
+    reactor.callFromThread(reactor.stop)
+
+threading.Thread(target=client, daemon=True).start()
+reactor.callLater(20, reactor.stop)
+reactor.run(installSignalHandlers=False)
+print(json.dumps(out))
+"""
+
+
+def run_script() -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=40, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_installed_twisted_and_daphne_are_the_tested_releases() -> None:
+    # given the releases the reactor and the launcher were written against
+    # when
+    installed = (twisted.__version__, version("daphne"))
+    # then: an upgrade must look at twisted_writes.py and daphne_launcher.py again
+    assert installed == (twisted_writes.TESTED_TWISTED, TESTED_DAPHNE)
+
+
+def test_asyncio_reactor_keeps_the_internals_the_coalescing_reactor_uses() -> None:
+    # when
+    missing = twisted_writes.missing_internals()
+    # then
+    assert missing == []
+
+
+def test_launcher_gives_daphne_the_coalescing_reactor_on_uvloop_and_writes_arrive_whole() -> None:
+    # when: the launcher's install, daphne's import, small and large writes on real sockets
+    result = run_script()
+    # then: daphne kept the installed reactor, on a uvloop loop
+    assert result["kind"] == "uvloop+coalescing"
+    assert result["reactor"] == "CoalescingReactor"
+    assert result["loop"] == "uvloop"
+    # small writes were flushed without registering the socket with the loop (no epoll_ctl)
+    assert result["registered_after_small_writes"] == 0
+    assert result["registered_before_big"] == 0
+    # the 8 MB write overran the kernel buffers: registered the stock way, delivered in full
+    assert result["registered_total"] == 1
+    assert result["small_intact"] is True
+    assert result["big_intact"] is True
+    assert result["received"] == 200 * 6 + 8 * 1024 * 1024
+    # and reads, dispatched without Twisted's per-read log context, got every byte
+    assert result["read"] == 4 * 1024 * 1024
+
+
+def test_daphne_create_application_is_the_source_the_app_queue_patch_reproduces() -> None:
+    # when
+    from signaling import daphne_app_queue
+
+    # then: a daphne upgrade must look at daphne_app_queue.py again
+    assert daphne_app_queue.TESTED_DAPHNE == TESTED_DAPHNE
+    assert daphne_app_queue.is_tested_daphne()
+
+
+async def test_app_queue_is_fifo_for_items_and_for_waiting_getters() -> None:
+    # given
+    from signaling.daphne_app_queue import AppQueue
+
+    queue = AppQueue()
+    first = asyncio.ensure_future(queue.get())
+    second = asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0)
+    # when
+    queue.put_nowait("a")
+    queue.put_nowait("b")
+    queue.put_nowait("c")
+    # then
+    assert await first == "a"
+    assert await second == "b"
+    assert queue.qsize() == 1 and not queue.empty()
+    assert await queue.get() == "c"
+    assert queue.empty()
+
+
+async def test_app_queue_getter_cancelled_after_its_wake_up_passes_the_item_on() -> None:
+    # given: two waiting getters
+    from signaling.daphne_app_queue import AppQueue
+
+    queue = AppQueue()
+    first = asyncio.ensure_future(queue.get())
+    second = asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0)
+    # when: the first is woken by a put, then cancelled before it runs
+    queue.put_nowait("only")
+    first.cancel()
+    # then: the item is not lost, the second getter takes it
+    assert await asyncio.wait_for(second, 2) == "only"
+    assert first.cancelled()
+
+
+async def test_app_queue_cancelled_waiting_getter_leaves_no_waiter_behind() -> None:
+    # given
+    from signaling.daphne_app_queue import AppQueue
+
+    queue = AppQueue()
+    waiting = asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0)
+    # when
+    waiting.cancel()
+    await asyncio.sleep(0)
+    queue.put_nowait("x")
+    # then
+    assert await queue.get() == "x"
+    assert queue._getters == []
