@@ -22,6 +22,7 @@ class RecoveringClient:
     pid: str | None = None
     offset: str | None = None
     opened: list[RawSocketIO] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)  # names of the events ``call`` read past
 
     async def connect(
         self, server: LiveServer | None = None, *, resume: bool = True, pid: str | None = None
@@ -64,7 +65,8 @@ class RecoveringClient:
                 return payload
 
     async def call(self, event: str, payload: dict[str, Any], ack_id: int, timeout: float = 5.0) -> Any:
-        """Emit with ``ack_id``; events read meanwhile are dropped (offsets tracked)."""
+        """Emit with ``ack_id``; events read meanwhile are dropped (offsets tracked, names kept
+        in ``dropped``)."""
         assert self.raw is not None
         await self.raw.send(f"42{ack_id}" + json.dumps([event, payload]))
         prefix = f"43{ack_id}"
@@ -75,6 +77,7 @@ class RecoveringClient:
                 return json.loads(frame[len(prefix) :])[0]
             if frame.startswith("42"):
                 args = json.loads(frame[2:])
+                self.dropped.append(args[0])
                 if len(args) > 2 and isinstance(args[-1], str):
                     self.offset = args[-1]
 

@@ -28,6 +28,7 @@ import pytest
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
+from signaling.tests.e2e.recovery_client import RecoveringClient
 from signaling.tests.fixtures import (
     CLUSTER_SKIP_REASON,
     HOST,
@@ -104,16 +105,26 @@ class NodeClient:
         self.seen: list[dict[str, Any]] = []
 
     @classmethod
-    async def start(cls, url: str, room_id: str, mode: str, secret: str) -> NodeClient:
+    async def start(
+        cls,
+        url: str,
+        room_id: str,
+        mode: str,
+        secret: str,
+        *,
+        script: Path = NODE_SCRIPT,
+        extra: list[str] | None = None,
+    ) -> NodeClient:
         node = shutil.which("node")
         if node is None:
             pytest.fail("node is not installed")
         process = await asyncio.create_subprocess_exec(
             node,
-            str(NODE_SCRIPT),
+            str(script),
             url,
             room_id,
             mode,
+            *(extra or []),
             cwd=REPO_ROOT,
             env={"PATH": "/usr/bin:/bin:/usr/local/bin", "JWT_SECRET": secret},
             stdout=asyncio.subprocess.PIPE,
@@ -354,3 +365,62 @@ async def test_sigterm_with_no_socket_exits_0(live_servers: Any, server_kind: st
     # then it holds no socket and exits 0
     assert await exit_status(server) == 0
     assert "drain: no socket left" in server.stderr_text()
+
+
+@pytest.mark.parametrize("server_kind", SERVERS)
+async def test_with_recovery_a_drained_call_resumes_on_the_other_instance_with_no_relay_lost(
+    live_servers: Any, proxy: TcpProxy, server_kind: str
+) -> None:
+    # given two instances with recovery on; two stock clients (default transports and
+    # websocket-only) reach the first through the proxy; the peer sits on the second
+    env = cluster_env(DRAIN_TIMEOUT="30000", RECOVERY_WINDOW="30000")
+    first, second = live_servers(count=2, server=server_kind, env=env)
+    proxy.target = first.port
+    room = (await first.acreate_room())["id"]
+    peer = RecoveringClient(second, "agent-peer")
+    await peer.connect()
+    await peer.until("connected")
+    assert (await peer.call("join_room", {"roomId": room}, 1))["ok"] is True
+    relays = 30
+    script = Path(__file__).parent / "node" / "drain_recovery_client.mjs"
+    nodes = []
+    for mode in ("default", "websocket"):
+        nodes.append(await NodeClient.start(proxy.url, room, mode, first.secret, script=script, extra=[str(relays)]))
+    ids = []
+    for node in nodes:
+        joined = await node.step("joined")
+        assert joined["ok"] is True
+        ids.append(joined["clientId"])
+    joiners = [await peer.until("user_joined", timeout=WAIT_S) for _ in nodes]
+    assert sorted(payload["clientId"] for payload in joiners) == sorted(ids)
+
+    async def relay(start: int, stop: int) -> None:
+        for index in range(start, stop):
+            for target in ids:
+                ack = await peer.call("offer", {"to": target, "sdp": f"sdp-{index}"}, 100 + index)
+                assert ack == {"ok": True}, ack
+
+    # when: relays before the drain, the first instance gets SIGTERM, and relays go on
+    # while its clients are away and after they resumed through the proxy on the second
+    await relay(0, 10)
+    first.process.send_signal(signal.SIGTERM)
+    proxy.target = second.port
+    await wait_for_log(first, "SIGTERM: draining")
+    await relay(10, 20)
+    for node in nodes:
+        assert await node.step("disconnect") == "transport close"
+        back = await node.step("connected")
+        assert back["recovered"] is True and back["socketRecovered"] is True
+    await relay(20, relays)
+
+    # then each client kept its id, got every relay exactly once and in order, never rejoined
+    for node, client_id in zip(nodes, ids, strict=True):
+        done = await node.step("done")
+        assert done["received"] == [f"sdp-{index}" for index in range(relays)]
+        assert done["id"] == client_id and done["connects"] == 2
+        assert await node.exit_code() == 0
+    # and the peer was told nothing of the hand-over (no user_left, no second user_joined)
+    assert "user_left" not in peer.dropped and "user_joined" not in peer.dropped, peer.dropped
+    assert await exit_status(first) == 0
+    assert "Traceback" not in first.stderr_text()
+    await peer.close()
