@@ -220,7 +220,12 @@ async def wait_until_refused(server: LiveServer, timeout: float = WAIT_S) -> Non
 
 
 async def exit_status(server: LiveServer, timeout: float = WAIT_S) -> int:
-    return await asyncio.wait_for(asyncio.to_thread(server.process.wait), timeout)
+    """The process's exit status; fails after ``timeout`` (polled: no thread left waiting)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (status := server.process.poll()) is None:
+        assert asyncio.get_running_loop().time() < deadline, f"still running:\n{server.stderr_text()}"
+        await asyncio.sleep(0.05)
+    return status
 
 
 def cluster_env(**extra: str) -> dict[str, str]:
