@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.contrib.messages import get_messages
 from django.test import Client
 
 from signaling.tests.integration.fixtures import Harness, WsClient
@@ -40,7 +41,10 @@ async def get(client: Client, path: str) -> Any:
 
 async def admin_messages(client: Client, room_id: str) -> list[str]:
     page = await get(client, change_page(room_id))
-    return [str(m) for m in page.context["messages"]]
+    assert page.status_code == 200, page.status_code
+    # From the request's message storage, not ``page.context``: the test client's template
+    # context capture came back None once in CI (the page renders in sync_to_async's thread).
+    return [str(m) for m in get_messages(page.wsgi_request)]
 
 
 def left(client: WsClient, room_id: str, reason: str) -> tuple[str, dict[str, Any]]:
