@@ -387,12 +387,14 @@ async def test_invalid_frame_closes_only_that_session_and_room_hears_disconnecte
 async def test_peer_that_stops_answering_pings_is_dropped_and_room_hears_timeout(
     signaling: Harness, signaling_config: Callable[..., None], open_room: Any
 ) -> None:
-    # given a tiny heartbeat, alice silent, bob answering pings
+    # given a tiny heartbeat and alice and bob in the room (both answering pings so far: a
+    # slow join under load must not time alice out before the test begins)
     signaling_config(heartbeat_interval_ms=100, heartbeat_timeout_ms=100)
     room = await open_room()
-    alice = await signaling.in_room("agent-alice", room.id, answers_pings=False)
+    alice = await signaling.in_room("agent-alice", room.id)
     bob = await signaling.in_room("agent-bob", room.id)
-    # when time passes (pingInterval + pingTimeout)
+    # when alice stops answering pings (her user_joined frame for bob is already queued)
+    alice.answers_pings = False
     # then
     assert await bob.event(timeout=5) == (
         "user_left",
@@ -525,8 +527,8 @@ async def test_polling_post_with_several_packets_answers_each_in_order(signaling
 async def test_polling_session_answering_pings_stays_open(
     signaling: Harness, signaling_config: Callable[..., None]
 ) -> None:
-    # given a tiny heartbeat
-    signaling_config(heartbeat_interval_ms=100, heartbeat_timeout_ms=100)
+    # given a short ping interval, and a timeout long enough for a loaded machine's round trip
+    signaling_config(heartbeat_interval_ms=100, heartbeat_timeout_ms=2000)
     eio_sid, _ = await polling_session(signaling, "agent-alice")
     # when three pings come through GETs and are answered by POSTs
     for _ in range(3):
@@ -619,8 +621,9 @@ async def test_polling_preflight_without_an_echoable_request_allows_the_default_
 async def test_polling_peer_that_stops_answering_pings_is_dropped_and_room_hears_timeout(
     signaling: Harness, signaling_config: Callable[..., None], open_room: Any
 ) -> None:
-    # given a tiny heartbeat and a polling member that never answers the ping
-    signaling_config(heartbeat_interval_ms=100, heartbeat_timeout_ms=100)
+    # given a short heartbeat and a polling member that never answers the ping (the interval
+    # leaves a loaded machine time to join before the first ping)
+    signaling_config(heartbeat_interval_ms=1500, heartbeat_timeout_ms=100)
     room = await open_room()
     bob = await signaling.in_room("agent-bob", room.id)
     eio_sid, client_id = await polling_member(signaling, room.id, "agent-alice")
