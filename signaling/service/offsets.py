@@ -27,11 +27,15 @@ _counter = itertools.count(1)
 _OFFSET_TAIL = '"]'  # an event whose last argument is the offset string ends so
 
 
+def _next_offset() -> str:
+    return f"{_TAG}{next(_counter):x}"
+
+
 def encode(event: str, data: Any) -> str:
     """``encode_event(event, data)``, with the next offset as the last argument when
     recovery is on."""
     if settings.SIGNALING.recovery_window_ms:
-        return encode_event(event, data, offset=f"{_TAG}{next(_counter):x}")
+        return encode_event(event, data, offset=_next_offset())
     return encode_event(event, data)
 
 
@@ -39,7 +43,7 @@ def encode_relayed(event: str, data: dict[str, Any]) -> str:
     """:func:`encode` for a relayed peer payload (``encode_relayed_event``: orjson where it is
     byte-identical to the stdlib encoder)."""
     if settings.SIGNALING.recovery_window_ms:
-        return encode_relayed_event(event, data, offset=f"{_TAG}{next(_counter):x}")
+        return encode_relayed_event(event, data, offset=_next_offset())
     return encode_relayed_event(event, data)
 
 

@@ -142,6 +142,12 @@ class Keeper:
         return True
 
 
+def leave_reason_for(reason: CloseReason) -> LeaveReason:
+    """The ``user_left`` reason for a socket whose transport ended for ``reason``: ``timeout``
+    for a missed pong, ``disconnected`` for anything else."""
+    return LeaveReason.TIMEOUT if reason == CloseReason.PING_TIMEOUT else LeaveReason.DISCONNECTED
+
+
 async def hold(instance: Instance, conn: Connection, state: SocketState, reason: CloseReason) -> bool:
     """Hold the session of a socket whose transport was lost; True when held (the member
     stays in its room), False when the caller takes it out of its room as before."""
@@ -149,7 +155,7 @@ async def hold(instance: Instance, conn: Connection, state: SocketState, reason:
     if room_id is None or pid is None or reason not in RECOVERABLE or not window_ms():
         return False
     client_id = state.client_id
-    leave = LeaveReason.TIMEOUT if reason == CloseReason.PING_TIMEOUT else LeaveReason.DISCONNECTED
+    leave = leave_reason_for(reason)
     async with instance.membership.room(room_id) as view:
         try:
             if view.remove_local(client_id) is None:

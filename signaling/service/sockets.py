@@ -193,8 +193,7 @@ class SignalingApp:
         if instance.sockets.get(client_id) is conn:
             del instance.sockets[client_id]
         if state.room_id is not None and not is_held:
-            leave = LeaveReason.TIMEOUT if reason == CloseReason.PING_TIMEOUT else LeaveReason.DISCONNECTED
-            await participation.leave(instance, state, state.room_id, leave)
+            await participation.leave(instance, state, state.room_id, recovery.leave_reason_for(reason))
         await instance.presence.remove_connection(instance.instance_id, client_id)
 
     async def on_ack(self, conn: Connection, event: SioAckReceived) -> None:

@@ -24,20 +24,10 @@ from typing import Any
 
 import aiohttp
 
+from bench.wsclient import frame_text as _frame
 from signaling.tests.fixtures import HOST, LiveServer
 
-_ZERO_MASK = b"\x00\x00\x00\x00"
 SMALL_RECEIVE_BUFFER = 4096  # the kernel keeps little for us, so the server's buffer fills
-
-
-def _frame(payload: bytes) -> bytes:
-    """One masked (zero key) text frame."""
-    n = len(payload)
-    if n < 126:
-        return bytes((0x81, 0x80 | n)) + _ZERO_MASK + payload
-    if n < 65536:
-        return bytes((0x81, 0xFE)) + n.to_bytes(2, "big") + _ZERO_MASK + payload
-    return bytes((0x81, 0xFF)) + n.to_bytes(8, "big") + _ZERO_MASK + payload
 
 
 PROBE_CHUNK_BYTES = 65536  # text frames of this size are counted, not queued (the transport probe's)
