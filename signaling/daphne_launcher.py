@@ -8,8 +8,10 @@ keeps one that is installed already), it installs uvloop's event loop policy and
 daphne's: its CLI parses the options, its ``Server`` runs, Twisted handles SIGINT/SIGTERM.
 When the installed Twisted lacks an internal the reactor relies on, daphne runs on its stock
 reactor (still on uvloop) and a warning says so. daphne's per-connection application queue
-is replaced by :class:`signaling.daphne_app_queue.AppQueue` (3 KB less per socket) when
-daphne is the tested release, else left alone with a warning.
+is replaced by :class:`signaling.daphne_app_queue.AppQueue` (3 KB less per socket), and
+whole websocket text frames are read and written in one step each
+(:mod:`signaling.daphne_frames`), when daphne and autobahn are the tested releases, else
+they are left alone with a warning.
 """
 
 from __future__ import annotations
@@ -52,6 +54,9 @@ def main(argv: list[str]) -> None:
     if not daphne_app_queue.install():
         logging.basicConfig()
         logger.warning("daphne is not %s: its own application queue is kept", daphne_app_queue.TESTED_DAPHNE)
+    from signaling import daphne_frames
+
+    daphne_frames.install_or_warn()
     from daphne.cli import CommandLineInterface
 
     CommandLineInterface().run(argv)
