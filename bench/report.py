@@ -250,7 +250,7 @@ def plot(results_list: list[dict[str, Any]], out: Path, scenario: str = "relay")
     for run_i, results in enumerate(results_list):
         for config, scenarios in results["configs"].items():
             data = scenarios.get(scenario)
-            if not data:
+            if not data or "steps" not in data:  # the scenario failed (its error is in the results)
                 continue
             rates = [s["offered_per_s"] for s in data["steps"] if s["p99_ms"] is not None]
             label = config if len(results_list) == 1 else f"{config} (run {run_i + 1})"

@@ -39,6 +39,7 @@ SERVER_KINDS = (
     "uvicorn",
     "daphne-stock",
     "daphne-uvloop",
+    "daphne-noframes",
     "uvicorn-websockets",
     "uvicorn-wsproto",
     "uvicorn-websockets-sansio",
@@ -51,6 +52,12 @@ SERVER_KINDS = (
 DAPHNE_UVLOOP = (
     "import asyncio, sys, uvloop; asyncio.set_event_loop_policy(uvloop.EventLoopPolicy()); "
     "from daphne.cli import CommandLineInterface; CommandLineInterface().run(sys.argv[1:])"
+)
+# ``serve``'s daphne without signaling/daphne_frames.py (autobahn's own frame code): that lever alone.
+DAPHNE_NOFRAMES = (
+    f"import sys; sys.path.insert(0, {str(ROOT)!r}); from signaling import daphne_frames; "
+    "daphne_frames.install_or_warn = lambda: None; "
+    "from signaling.daphne_launcher import main; main(sys.argv[1:])"
 )
 NODE_DIR = ROOT / "bench" / "node"
 BASELINE = "node"
@@ -163,6 +170,8 @@ def _argv(kind: str, port: int) -> list[str]:
         daphne_args = ["-b", "127.0.0.1", "-p", str(port), "--proxy-headers", "--websocket_timeout", "-1", APPLICATION]
         if kind == "daphne-stock":
             return [*pin, str(Path(PYTHON).parent / "daphne"), *daphne_args]
+        if kind == "daphne-noframes":
+            return [*pin, PYTHON, "-c", DAPHNE_NOFRAMES, *daphne_args]
         return [*pin, PYTHON, "-c", DAPHNE_UVLOOP, *daphne_args]
     ws = kind.removeprefix("uvicorn-")
     uvicorn = str(Path(PYTHON).parent / "uvicorn")
