@@ -154,6 +154,8 @@ class Cluster:
 
 DB_DIR: str | None = None  # set by the CLI (--db-dir): where the temporary SQLite file lives
 NODE_FLAGS: list[str] = []  # set by the CLI (--profile): node's --cpu-prof flags
+ARGV_PREFIX: list[str] = []  # a command that runs the server (bench.instructions: valgrind); no pinning then
+READY_TIMEOUT_S = 30.0
 
 
 def _preexec() -> None:
@@ -229,9 +231,12 @@ def start_cluster(
         for i in range(instances):
             port = free_port()
             log_path = workdir / f"server-{i}.log"
+            argv = _argv(kind, port)
+            if ARGV_PREFIX:
+                argv = [*ARGV_PREFIX, *(argv[3:] if argv[0] == "taskset" else argv)]
             with open(log_path, "wb") as log:
                 proc = subprocess.Popen(
-                    _argv(kind, port),
+                    argv,
                     cwd=ROOT,
                     env={**env, "PORT": str(port)},
                     stdout=log,
@@ -247,7 +252,8 @@ def start_cluster(
     return cluster
 
 
-def _wait_ready(server: Server, timeout_s: float = 30.0) -> None:
+def _wait_ready(server: Server, timeout_s: float | None = None) -> None:
+    timeout_s = READY_TIMEOUT_S if timeout_s is None else timeout_s
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:
