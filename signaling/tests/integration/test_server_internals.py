@@ -201,6 +201,7 @@ UVICORN_SCRIPT = r"""
 import asyncio, json, socket, sys, threading
 import uvicorn
 from websockets.protocol import Protocol
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 from signaling import uvicorn_ws
 
@@ -240,7 +241,7 @@ async def app(scope, receive, send):
     while True:
         message = await receive()
         if message["type"] == "websocket.disconnect":
-            out["disconnect_code"] = message["code"]
+            out.setdefault("disconnect_codes", []).append(message["code"])
             return
         if message.get("text") == "fall behind":
             await asyncio.sleep(0.5)  # not reading: the client's next messages pile up
@@ -295,6 +296,13 @@ def client():
             out["deflate_negotiated"] = [e.name for e in ws.protocol.extensions]
             ws.send("plain")
             out["deflate_client_ok"] = ws.recv() == "plain"
+        # a text frame that is not UTF-8 is left to uvicorn's own path: close 1007
+        with connect(f"ws://127.0.0.1:{port}/") as ws:
+            ws.send(b"ok \xff", text=True)
+            try:
+                ws.recv(timeout=5)
+            except ConnectionClosed as closed:
+                out["invalid_utf8_close"] = closed.rcvd.code if closed.rcvd else None
     except Exception as exc:
         out["client_error"] = repr(exc)
     finally:
@@ -382,8 +390,10 @@ def test_lean_protocol_on_real_sockets_pauses_reads_only_when_the_app_falls_behi
     assert result["paused_while_behind"] is True
     assert result["burst_ok"] is True
     assert result["pauses_total"] >= 1
+    # invalid UTF-8 in a text frame: uvicorn's close, as stock
+    assert result["invalid_utf8_close"] == 1007
     # permessage-deflate offered and refused
     assert result["deflate_negotiated"] == []
     assert result["deflate_client_ok"] is True
-    # the client's close reached the app as a disconnect
-    assert result["disconnect_code"] == 1000
+    # each connection's end reached its app as a disconnect (the clients' closes; the 1007)
+    assert result["disconnect_codes"] == [1000, 1000, 1007]
