@@ -1,4 +1,5 @@
-"""uvicorn's websocket layer alone, per message: ``python -m bench.uvicorn_layer stock|lean N``.
+"""uvicorn's websocket layer alone: ``python -m bench.uvicorn_layer stock|lean N`` (per message),
+``python -m bench.uvicorn_layer idle stock|stock-pings|lean N`` (Python heap per idle socket).
 
 Drives one uvicorn websocket protocol object (``stock``: uvicorn's ``WebSocketsSansIOProtocol``;
 ``lean``: :class:`signaling.uvicorn_ws.LeanWebSocketsSansIOProtocol`) in-process on a uvloop
@@ -104,5 +105,47 @@ async def main(kind: str, count: int) -> None:
     print(kind, count, "written", transport.written)
 
 
+async def idle_sockets(kind: str, count: int) -> None:
+    """Python heap per idle socket (tracemalloc): ``count`` handshakes, each app waiting in receive."""
+    import gc
+    import tracemalloc
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await receive()
+
+    config = Config(app, ws_ping_interval=0, ws_per_message_deflate=False, lifespan="off", log_level="warning")
+    config.load()
+    cls = LeanWebSocketsSansIOProtocol if kind == "lean" else WebSocketsSansIOProtocol
+    state = ServerState()
+    if kind == "stock-pings":  # stock with uvicorn's default keepalive ping (a timer per socket)
+        config.ws_ping_interval = 20.0
+    kept = []
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for _ in range(count):
+        protocol = cls(config, state, {})
+        protocol.connection_made(CountingTransport())
+        key = base64.b64encode(os.urandom(16))
+        protocol.data_received(
+            b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n"
+            b"User-Agent: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        kept.append(protocol)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    print(f"{kind}: {(after - before) / count / 1024:.2f} KiB of Python heap per idle socket ({count} sockets)")
+    sys.stdout.flush()
+    os._exit(0)  # the sockets' app tasks are left waiting: no teardown to measure or log
+
+
 if __name__ == "__main__":
-    uvloop.run(main(sys.argv[1], int(sys.argv[2])))
+    if sys.argv[1] == "idle":
+        uvloop.run(idle_sockets(sys.argv[2], int(sys.argv[3])))
+    else:
+        uvloop.run(main(sys.argv[1], int(sys.argv[2])))
