@@ -188,6 +188,9 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
             data = scenarios.get(name)
             if not data:
                 continue
+            if "error" in data:  # the scenario failed: its error, no steps
+                lines += [f"## {config}: {name}: failed", "", f"`{data['error']}`", ""]
+                continue
             lines += [
                 f"## {config}: {name} (fan-out {data['fan']}, {data['clients']} clients, "
                 f"{data['duration_s']} s per step)",

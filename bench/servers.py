@@ -3,8 +3,9 @@
 Each server gets a fresh temporary SQLite database (migrated first), runs pinned to the
 server core with ``taskset`` and a raised file-descriptor limit, and is stopped by its own
 process id. Server kinds: ``daphne`` and ``uvicorn`` go through ``manage.py serve`` (what
-operators run); ``uvicorn-<ws>`` variants run the uvicorn binary on the same application
-with another ``--ws`` implementation, to compare; ``node`` is the baseline, socket.io 4 on
+operators run); ``uvicorn-stock`` is the uvicorn binary with its defaults;
+``uvicorn-<ws>`` variants run the uvicorn binary on the same application with another
+``--ws`` implementation, to compare; ``node`` is the baseline, socket.io 4 on
 Node (``bench/node/server.js``, the same events), on the redis layer over
 ``@socket.io/redis-adapter``. Node needs no database; its npm packages are installed from
 ``bench/node/package-lock.json`` by :func:`ensure_node_packages`.
@@ -40,6 +41,7 @@ SERVER_KINDS = (
     "daphne-stock",
     "daphne-uvloop",
     "daphne-noframes",
+    "uvicorn-stock",
     "uvicorn-websockets",
     "uvicorn-wsproto",
     "uvicorn-websockets-sansio",
@@ -61,6 +63,10 @@ DAPHNE_NOFRAMES = (
 )
 NODE_DIR = ROOT / "bench" / "node"
 BASELINE = "node"
+# ``uvicorn`` is ``manage.py serve --server uvicorn`` (signaling/uvicorn_ws.py's protocol, no
+# websocket pings); ``uvicorn-stock`` is what serve ran before: the uvicorn binary with its
+# defaults (websockets-sansio, keepalive pings every 20 s) and permessage-deflate off.
+UVICORN_STOCK_OPTIONS = ("--log-level", "warning", "--proxy-headers", "--ws-per-message-deflate", "false")
 
 
 def ensure_node_packages() -> None:
@@ -175,8 +181,10 @@ def _argv(kind: str, port: int) -> list[str]:
         if kind == "daphne-noframes":
             return [*pin, PYTHON, "-c", DAPHNE_NOFRAMES, *daphne_args]
         return [*pin, PYTHON, "-c", DAPHNE_UVLOOP, *daphne_args]
-    ws = kind.removeprefix("uvicorn-")
     uvicorn = str(Path(PYTHON).parent / "uvicorn")
+    if kind == "uvicorn-stock":
+        return [*pin, uvicorn, "--host", "127.0.0.1", "--port", str(port), *UVICORN_STOCK_OPTIONS, APPLICATION]
+    ws = kind.removeprefix("uvicorn-")
     return [
         *pin,
         uvicorn,

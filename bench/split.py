@@ -34,6 +34,7 @@ LOOP_RUNNERS = ("AsyncioSelectorReactor.run (twisted/internet/asyncioreactor.py"
 LAYERS = (
     ("syscalls", SYSCALL_FRAMES),
     ("loop", LOOP_RUNNERS),
+    ("uvicorn", ("(signaling/uvicorn_ws.py",)),  # uvicorn's protocol, ours only by location
     ("ours", ("(signaling/", "(rooms/", "(json/")),
     ("Channels", ("(channels/", "(asgiref/")),
     ("daphne", ("(daphne/",)),

@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     import os
     import sys
 
-    from signaling.management.commands.serve import UVICORN_WS_OPTIONS
+    from signaling.management.commands.serve import UVICORN_OPTIONS
 
     parser = argparse.ArgumentParser(prog="python -m signaling.conformance", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=3000)
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
         command = [exe, "-b", args.host, "-p", str(args.port), target]
     else:
         command = [exe, "--host", args.host, "--port", str(args.port), "--log-level", "warning"]
-        command += [*UVICORN_WS_OPTIONS, target]
+        command += [*UVICORN_OPTIONS, target]
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     print(f"conformance app on http://{args.host}:{args.port} (/engine.io/, /socket.io/)", flush=True)
     os.execve(exe, command, env)

@@ -3,7 +3,7 @@
 daphne by default (`--server uvicorn` for uvicorn); prints a banner of what to open first.
 The ASGI module warns in DEV_MODE. daphne runs through :mod:`signaling.daphne_launcher` (its
 own command line, on uvloop and the write-coalescing reactor: docs/benchmarks.md); uvicorn
-through its binary (it picks uvloop and httptools itself).
+through its binary, on uvloop and httptools, with :mod:`signaling.uvicorn_ws`'s websocket protocol.
 """
 
 from __future__ import annotations
@@ -19,9 +19,29 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 APPLICATION = "signaling_project.asgi:application"
 DAPHNE_LAUNCHER = "signaling.daphne_launcher"
-# socket.io's perMessageDeflate default is off (and daphne has none): every small signaling
-# frame compressed costs CPU for nothing. uvicorn enables it unless told otherwise.
-UVICORN_WS_OPTIONS = ("--ws-per-message-deflate", "false")
+UVICORN_WS_PROTOCOL = "signaling.uvicorn_ws:WebSocketProtocol"
+# uvicorn's options (docs/benchmarks.md, "uvicorn's levers"): uvloop and httptools named rather
+# than left to `auto`; the websocket protocol is uvicorn's websockets-sansio one with a lighter
+# path per message and per socket (signaling/uvicorn_ws.py; uvicorn's stock class, with a
+# warning, on releases it was not tested with). socket.io's perMessageDeflate default is off
+# (and daphne has none): every small signaling frame compressed costs CPU for nothing, and
+# uvicorn enables it unless told otherwise. No websocket-level keepalive pings: Engine.IO's
+# heartbeat is the liveness check (as with socket.io on Node, whose ws server sends none), and
+# uvicorn's costs a timer per socket and a ping every 20 s. No access log (the log level is
+# warning anyway; without handlers uvicorn skips the per-request logging call).
+UVICORN_OPTIONS = (
+    "--loop",
+    "uvloop",
+    "--http",
+    "httptools",
+    "--ws",
+    UVICORN_WS_PROTOCOL,
+    "--ws-per-message-deflate",
+    "false",
+    "--ws-ping-interval",
+    "0",
+    "--no-access-log",
+)
 # daphne cuts every websocket after --websocket_timeout seconds (default 86400: a call or an
 # idle signaling socket would drop after 24 h); a negative value is "no limit" (daphne's
 # check_timeouts: `duration > websocket_timeout and websocket_timeout >= 0`). Liveness is
@@ -85,7 +105,7 @@ class Command(BaseCommand):
                 "--log-level",
                 "warning",
                 "--proxy-headers",
-                *UVICORN_WS_OPTIONS,
+                *UVICORN_OPTIONS,
                 APPLICATION,
             ]
         self.stdout.write(banner(cfg.host, cfg.port, server, dev_mode=cfg.dev_mode, python=_python_command()))

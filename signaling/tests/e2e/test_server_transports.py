@@ -33,8 +33,13 @@ COMMANDS = {
     # Every --ws implementation of uvicorn goes through the same asyncio transport.
     "uvicorn": [str(BIN / "uvicorn"), "--host", HOST, "--port", "{port}", "--ws", "auto", APP],
     "uvicorn-wsproto": [str(BIN / "uvicorn"), "--host", HOST, "--port", "{port}", "--ws", "wsproto", APP],
+    # The protocol `manage.py serve --server uvicorn` runs (signaling/uvicorn_ws.py).
+    "uvicorn-lean": [
+        *[str(BIN / "uvicorn"), "--host", HOST, "--port", "{port}", "--ws", "signaling.uvicorn_ws:WebSocketProtocol"],
+        *["--ws-ping-interval", "0", "--ws-per-message-deflate", "false", APP],
+    ],
 }
-EXPECTED_KIND = {"daphne": "daphne", "uvicorn": "asyncio", "uvicorn-wsproto": "asyncio"}
+EXPECTED_KIND = {"daphne": "daphne", "uvicorn": "asyncio", "uvicorn-wsproto": "asyncio", "uvicorn-lean": "asyncio"}
 
 
 class ProbeServer:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import twisted
 
@@ -189,3 +190,210 @@ async def test_app_queue_cancelled_waiting_getter_leaves_no_waiter_behind() -> N
     # then
     assert await queue.get() == "x"
     assert queue._getters == []
+
+
+# -- uvicorn: signaling.uvicorn_ws ---------------------------------------------------------
+
+# Run in a fresh interpreter: uvicorn on a bound socket with the protocol `manage.py serve`
+# gives it (its transport wrapped to count pause_reading), an echo app that reports what it
+# sees of its protocol, and websockets' own sync client in a thread.
+UVICORN_SCRIPT = r"""
+import asyncio, json, socket, sys, threading
+import uvicorn
+from websockets.protocol import Protocol
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+from signaling import uvicorn_ws
+
+out = {"protocol": uvicorn_ws.WebSocketProtocol.__name__, "pauses": 0}
+
+class CountingTransport:
+    def __init__(self, transport):
+        self._transport = transport
+    def pause_reading(self):
+        out["pauses"] += 1
+        self._transport.pause_reading()
+    def __getattr__(self, name):
+        return getattr(self._transport, name)
+
+out["fast_bytes"] = 0
+
+class Probe(uvicorn_ws.WebSocketProtocol):
+    def connection_made(self, transport):
+        super().connection_made(CountingTransport(transport))
+    def take_whole_frames(self, data):
+        rest = super().take_whole_frames(data)
+        out["fast_bytes"] += len(data) - len(rest)
+        return rest
+
+async def app(scope, receive, send):
+    if scope["type"] != "websocket":
+        return
+    assert (await receive())["type"] == "websocket.connect"
+    await send({"type": "websocket.accept"})
+    proto = send.__self__
+    out["queue"] = type(proto.queue).__name__
+    out["writable"] = type(proto.writable).__name__
+    out["request_kept"] = proto.request is not None
+    out["response_kept"] = proto.response is not None
+    out["parser"] = proto.conn.parser.gi_code.co_qualname
+    out["ping_timer"] = proto.ping_timer is not None
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            out.setdefault("disconnect_codes", []).append(message["code"])
+            return
+        if message.get("text") == "fall behind":
+            await asyncio.sleep(0.5)  # not reading: the client's next messages pile up
+            out["paused_while_behind"] = proto.read_paused
+            continue
+        if message.get("text") == "pauses?":
+            await send({"type": "websocket.send", "text": str(out["pauses"])})
+            continue
+        await send({"type": "websocket.send", **{k: v for k, v in message.items() if k in ("text", "bytes")}})
+
+sock = socket.socket()
+sock.bind(("127.0.0.1", 0))
+port = sock.getsockname()[1]
+sock.listen(128)  # before the client thread starts: its connect waits in the backlog
+config = uvicorn.Config(app, ws=Probe, ws_ping_interval=0, ws_per_message_deflate=False, lifespan="off",
+                        log_level="warning", loop="uvloop", http="httptools")
+server = uvicorn.Server(config)
+
+def client():
+    try:
+        with connect(f"ws://127.0.0.1:{port}/", compression=None, max_size=None, max_queue=None) as ws:
+            echoed = []
+            for i in range(200):  # one at a time: the app keeps up
+                ws.send(f"m{i}")
+                echoed.append(ws.recv())
+            out["in_step_echoes_ok"] = echoed == [f"m{i}" for i in range(200)]
+            ws.send("pauses?")
+            out["pauses_in_step"] = int(ws.recv())
+            sizes = (0, 1, 125, 126, 127, 65535, 65536, 70000)
+            texts = ["\u00e9" * (n // 2) + "x" * (n % 2) for n in sizes]
+            blobs = [bytes(range(256)) * (n // 256) + bytes(n % 256) for n in sizes]
+            for text, blob in zip(texts, blobs):
+                ws.send(text)
+                ws.send(blob)
+            got = [ws.recv() for _ in range(2 * len(sizes))]
+            out["sizes_ok"] = got == [m for pair in zip(texts, blobs) for m in pair]
+            ws.send(["frag", "mented"])  # a fragmented message, then a ping: websockets' parser
+            out["fragments_ok"] = ws.recv() == "fragmented"
+            out["ping_answered"] = ws.ping().wait(5)
+            ws.send("after")
+            out["after_ok"] = ws.recv() == "after"
+            ws.send("fall behind")
+            burst = [f"b{i}:" + "y" * 2000 for i in range(3000)]
+            for message in burst:
+                ws.send(message)
+            out["burst_ok"] = [ws.recv() for _ in burst] == burst
+            ws.send("pauses?")
+            out["pauses_total"] = int(ws.recv())
+        # a client offering permessage-deflate (as browsers and node's ws do) is refused it,
+        # as socket.io's server refuses it by default: its frames take the lean paths too
+        with connect(f"ws://127.0.0.1:{port}/", compression="deflate") as ws:
+            out["deflate_negotiated"] = [e.name for e in ws.protocol.extensions]
+            ws.send("plain")
+            out["deflate_client_ok"] = ws.recv() == "plain"
+        # a text frame that is not UTF-8 is left to uvicorn's own path: close 1007
+        with connect(f"ws://127.0.0.1:{port}/") as ws:
+            ws.send(b"ok \xff", text=True)
+            try:
+                ws.recv(timeout=5)
+            except ConnectionClosed as closed:
+                out["invalid_utf8_close"] = closed.rcvd.code if closed.rcvd else None
+    except Exception as exc:
+        out["client_error"] = repr(exc)
+    finally:
+        server.should_exit = True
+
+threading.Thread(target=client, daemon=True).start()
+timer = threading.Timer(40, lambda: setattr(server, "should_exit", True))
+timer.daemon = True
+timer.start()
+server.run(sockets=[sock])
+print(json.dumps(out))
+"""
+
+
+def run_uvicorn_script() -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, "-c", UVICORN_SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_installed_uvicorn_and_websockets_are_the_sources_the_lean_protocol_was_written_against() -> None:
+    # when
+    from signaling import uvicorn_ws
+
+    # then: an upgrade of either must look at signaling/uvicorn_ws.py again
+    assert uvicorn_ws.changed_internals() == []
+    assert uvicorn_ws.WebSocketProtocol is uvicorn_ws.LeanWebSocketsSansIOProtocol
+
+
+def test_lean_protocol_falls_back_to_uvicorn_stock_class_on_untested_internals(caplog: Any) -> None:
+    # given
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+    from signaling import uvicorn_ws
+
+    # when: a release whose relied-on code differs
+    with caplog.at_level("WARNING", logger=uvicorn_ws.__name__):
+        chosen = uvicorn_ws.choose_protocol(["uvicorn 9.0.0 (tested 0.54.0)"])
+    # then
+    assert chosen is WebSocketsSansIOProtocol
+    assert "uvicorn 9.0.0" in caplog.text
+
+
+def test_lean_frame_header_is_the_one_websockets_serialises_for_a_server_frame() -> None:
+    # given
+    from websockets.frames import Frame, Opcode
+
+    from signaling import uvicorn_ws
+
+    for opcode, first_byte in ((Opcode.TEXT, 0x81), (Opcode.BINARY, 0x82)):
+        for length in (0, 1, 125, 126, 127, 65535, 65536, 70000):
+            payload = b"a" * length
+            # when
+            lean = uvicorn_ws.frame_header(first_byte, length) + payload
+            # then
+            assert lean == Frame(opcode, payload).serialize(mask=False, extensions=[]), (opcode, length)
+
+
+def test_lean_protocol_on_real_sockets_pauses_reads_only_when_the_app_falls_behind() -> None:
+    # when: uvicorn with the lean protocol, websockets' own client
+    result = run_uvicorn_script()
+    # then: the lean class ran, with its per-socket objects and without the handshake's
+    assert "client_error" not in result, result
+    assert result["protocol"] == "LeanWebSocketsSansIOProtocol"
+    assert result["queue"] == "AppQueue"
+    assert result["writable"] == "WritableFlag"
+    assert result["request_kept"] is False
+    assert result["response_kept"] is False
+    assert result["parser"] == "Protocol.parse"
+    assert result["ping_timer"] is False
+    # a client waiting for each echo never got its reads paused (stock: one pause per message)
+    assert result["in_step_echoes_ok"] is True
+    assert result["pauses_in_step"] == 0
+    # frames of every length class arrive as websockets' client expects them, whole frames
+    # read without websockets' parser, the others (fragments, pings, 64-bit lengths) with it
+    assert result["sizes_ok"] is True
+    assert result["fragments_ok"] is True
+    assert result["ping_answered"] is True
+    assert result["after_ok"] is True
+    assert result["fast_bytes"] > 3000 * 2000
+    # an app that stops reading gets the transport paused, and nothing is lost or reordered
+    assert result["paused_while_behind"] is True
+    assert result["burst_ok"] is True
+    assert result["pauses_total"] >= 1
+    # invalid UTF-8 in a text frame: uvicorn's close, as stock
+    assert result["invalid_utf8_close"] == 1007
+    # permessage-deflate offered and refused
+    assert result["deflate_negotiated"] == []
+    assert result["deflate_client_ok"] is True
+    # each connection's end reached its app as a disconnect (the clients' closes; the 1007)
+    assert result["disconnect_codes"] == [1000, 1000, 1007]
