@@ -23,6 +23,9 @@ was a quarter of daphne's CPU per relay (docs/benchmarks.md).
   fragmentation, a payload past the limit, a pending send queue, frame logging) takes the
   stock path.
 
+:func:`text_writer` is daphne's ``Server.handle_reply`` of a ``websocket.send`` text message as
+a plain call, for the relay path's writes.
+
 Relies on daphne's and autobahn's sources being those of :data:`TESTED` (hashes checked at
 install and by ``signaling/tests/integration/test_server_internals.py``, which also compares
 the bytes both paths put on a real socket): on any other release nothing is replaced.
@@ -44,6 +47,8 @@ TESTED = {"daphne": "4.2.3", "autobahn": "26.11.1"}
 SOURCE_SHA256 = {
     "daphne.ws_protocol:WebSocketProtocol.onMessage": "826cc86d0e2aeef0",
     "daphne.ws_protocol:WebSocketProtocol.serverSend": "345f21330d2a18ce",
+    "daphne.server:Server.handle_reply": "9d9dbaea6de0657a",
+    "daphne.ws_protocol:WebSocketProtocol.handle_reply": "5331423b1cf2016a",
     "autobahn.twisted.websocket:WebSocketAdapterProtocol.dataReceived": "7997f762de218433",
     "autobahn.twisted.websocket:WebSocketAdapterProtocol._onMessage": "a8cece711929bc21",
     "autobahn.websocket.protocol:WebSocketProtocol._dataReceived": "b6616694f9d65410",
@@ -103,6 +108,35 @@ def _header(length: int) -> bytes:
     if length <= 0xFFFF:
         return bytes((_TEXT_FIN, 126)) + length.to_bytes(2, "big")
     return bytes((_TEXT_FIN, 127)) + length.to_bytes(8, "big")
+
+
+_installed = False
+
+
+def is_installed() -> bool:
+    """True once :func:`install` replaced daphne's frame code in this process."""
+    return _installed
+
+
+def text_writer(server: Any, protocol: Any) -> Any:
+    """What ``await server.handle_reply(protocol, {"type": "websocket.send", "text": text})``
+    does for an accepted websocket, as a plain call (no coroutine, no message dict): the
+    relay hot path's write (``signaling.consumers.server_transports``). Only once
+    :func:`install` ran, so daphne is the tested source."""
+    connections = server.connections
+    state_connecting = protocol.STATE_CONNECTING
+    server_send = protocol.serverSend
+
+    def write_text(text: str) -> None:
+        entry = connections.get(protocol)
+        if entry is None or entry.get("disconnected", None):
+            return  # Server.handle_reply: the connection is gone
+        if protocol.state == state_connecting:
+            raise ValueError("Socket has not been accepted, so cannot send over it")
+        if text:
+            server_send(text, False)
+
+    return write_text
 
 
 def install() -> bool:
@@ -217,6 +251,8 @@ def install() -> bool:
 
     protocol_class.dataReceived = data_received
     protocol_class.serverSend = server_send
+    global _installed
+    _installed = True
     return True
 
 

@@ -257,15 +257,18 @@ class Connection:
         frames = self.session.outgoing_ws()
         if not frames:
             return
+        write_text = transport.write_text
         try:
             for index, frame in enumerate(frames):
                 if transport.send_may_wait():
                     self._drain_task = asyncio.get_running_loop().create_task(self._drain_ws(send, frames[index:]))
                     return
-                if type(frame) is str:
-                    await send({"type": "websocket.send", "text": frame})
-                else:
+                if type(frame) is not str:
                     await send({"type": "websocket.send", "bytes": frame})
+                elif write_text is not None:
+                    write_text(frame)  # the server's send as a plain call (server_transports)
+                else:
+                    await send({"type": "websocket.send", "text": frame})
         except Exception:
             # The websocket closed under us (daphne: autobahn Disconnected; uvicorn:
             # ClientDisconnected); its own websocket.disconnect ends the session. Raising here

@@ -15,7 +15,9 @@ Twisted or uvicorn changes any of it):
   (``daphne.server.Server.create_application``), ``handle_reply`` never awaits, and
   ``protocol.transport`` is a Twisted ``FileDescriptor`` whose unsent bytes are
   ``len(dataBuffer) - offset + _tempDataLen`` (what its own ``_isSendBufferFull`` counts);
-  ``abortConnection()`` is Twisted's public ``ITCPTransport`` API.
+  ``abortConnection()`` is Twisted's public ``ITCPTransport`` API. Where
+  :mod:`signaling.daphne_frames` is installed (daphne's sources checked), a text frame is
+  written by its :func:`~signaling.daphne_frames.text_writer`: ``handle_reply`` as a plain call.
 - uvicorn (every ``--ws`` implementation): ``send`` is a bound method of the connection's
   protocol, whose ``transport`` attribute is the asyncio (or uvloop) transport; from there
   only public asyncio API (``get_write_buffer_size``, ``get_write_buffer_limits``, ``abort``).
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 logger = logging.getLogger(__name__)
@@ -38,6 +41,9 @@ class ServerTransport(Protocol):
     """One websocket connection's transport as the ASGI server holds it."""
 
     kind: str
+    # Writes one text frame now, as ``await send({"type": "websocket.send", "text": ...})``
+    # would, without the coroutine; None where the server offers no such call.
+    write_text: Callable[[str], None] | None
 
     def buffered_bytes(self) -> int:
         """Bytes written by the application that the server has not yet handed to the kernel."""
@@ -56,10 +62,11 @@ class DaphneTransport:
     """daphne: Twisted's write buffer of the connection; sends never wait."""
 
     kind = "daphne"
-    __slots__ = ("_transport",)
+    __slots__ = ("_transport", "write_text")
 
-    def __init__(self, transport: Any) -> None:
+    def __init__(self, transport: Any, write_text: Callable[[str], None] | None = None) -> None:
         self._transport = transport
+        self.write_text = write_text
 
     def buffered_bytes(self) -> int:
         transport = self._transport
@@ -79,6 +86,7 @@ class AsyncioTransport:
     """uvicorn: the connection's asyncio transport; a send waits while it is paused."""
 
     kind = "asyncio"
+    write_text = None
     __slots__ = ("_transport",)
 
     def __init__(self, transport: Any) -> None:  # asyncio.WriteTransport, or a uvloop one
@@ -102,6 +110,7 @@ class UnknownTransport:
     """An ASGI server this module does not know: assume sends wait, know nothing else."""
 
     kind = "unknown"
+    write_text = None
     __slots__ = ()
 
     def buffered_bytes(self) -> int:
@@ -147,7 +156,13 @@ def _daphne_transport(send: functools.partial[Any]) -> DaphneTransport | None:
         return None
     if getattr(send.func, "__func__", None) is not Server.handle_reply or len(send.args) != 1:
         return None
-    transport = getattr(send.args[0], "transport", None)
+    protocol = send.args[0]
+    transport = getattr(protocol, "transport", None)
     if not isinstance(transport, FileDescriptor):
         return None
+    from signaling import daphne_frames
+
+    server = getattr(send.func, "__self__", None)
+    if daphne_frames.is_installed() and server is not None:
+        return DaphneTransport(transport, daphne_frames.text_writer(server, protocol))
     return DaphneTransport(transport)

@@ -1,7 +1,8 @@
 """A bare ASGI app that exercises ``signaling.consumers.server_transports`` inside a real
 daphne or uvicorn (run by ``test_server_transports.py``; imports nothing of Django).
 
-On a websocket: accept, send ``{"kind": ...}`` (what :func:`transport_of` recognised), then
+On a websocket: accept, send ``{"kind": ..., "direct": ...}`` (what :func:`transport_of`
+recognised, and whether it writes text frames by a plain call), then
 obey the client's text frames:
 
 - ``fill``: write 64 kB frames while the client is not reading, until the server holds
@@ -38,7 +39,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     assert (await receive())["type"] == "websocket.connect"
     await send({"type": "websocket.accept"})
     transport = transport_of(send)
-    await send({"type": "websocket.send", "text": json.dumps({"kind": transport.kind})})
+    hello = {"kind": transport.kind, "direct": transport.write_text is not None}
+    await send({"type": "websocket.send", "text": json.dumps(hello)})
     while True:
         message = await receive()
         if message["type"] == "websocket.disconnect":
@@ -63,7 +65,10 @@ async def fill(send: Any, transport: Any) -> int:
     while written < MAX_WRITTEN_BYTES:
         if transport.send_may_wait() or transport.buffered_bytes() > FULL_BYTES:
             break
-        await send({"type": "websocket.send", "text": CHUNK})
+        if transport.write_text is not None:
+            transport.write_text(CHUNK)  # what the relay path does where it can
+        else:
+            await send({"type": "websocket.send", "text": CHUNK})
         written += len(CHUNK)
         await asyncio.sleep(0)  # let the server's loop hand what it can to the kernel
     return written
