@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import sys
 import threading
@@ -42,6 +41,7 @@ from django.conf import settings
 
 from signaling.admission import Admission, LagMonitor
 from signaling.consumers.connection import Connection
+from signaling.exit_watchdog import exit_after
 from signaling.protocol import CloseReason
 
 logger = logging.getLogger(__name__)
@@ -55,8 +55,8 @@ HELD_CHECK_INTERVAL_S = 0.05
 # which keeps it for the held member (signaling.service.recovery).
 RECOVERY_LINGER_S = 1.0
 # After the hand-over, the server's own shutdown gets this long; then the process exits 0
-# anyway (seen under uvicorn: asyncio.run's final task cancellation waiting on a task that
-# did not finish), so that a drained instance always ends, as SPEC section 7 asks.
+# anyway, logging the tasks and threads it still waited for (signaling.exit_watchdog): a last
+# resort, so that a drained instance always ends, as SPEC section 7 asks.
 SHUTDOWN_GRACE_S = 5.0
 
 _admission: Admission | None = None
@@ -210,7 +210,7 @@ class Drainer:
     def _hand_over(self, *, at_once: bool) -> None:
         """Let the server run its own shutdown (see the module docstring), bounded by
         :data:`SHUTDOWN_GRACE_S`."""
-        _exit_after(SHUTDOWN_GRACE_S)
+        exit_after(SHUTDOWN_GRACE_S, self._loop)
         server = getattr(self._server_handlers.get(signal.SIGTERM), "__self__", None)
         if server is not None and hasattr(server, "should_exit"):  # uvicorn.Server.handle_exit
             server.should_exit = True
@@ -227,19 +227,6 @@ class Drainer:
         for signum, handler in self._server_handlers.items():
             signal.signal(signum, handler)
         signal.raise_signal(signal.SIGTERM)
-
-
-def _exit_after(grace_s: float) -> None:
-    """Exit the process with status 0 in ``grace_s`` unless it has ended by then (a daemon
-    thread: it dies with the process)."""
-
-    def watchdog() -> None:
-        time.sleep(grace_s)
-        logger.warning("drain: the server's shutdown took over %.0f s; exiting", grace_s)
-        logging.shutdown()
-        os._exit(0)
-
-    threading.Thread(target=watchdog, name="signaling-exit-watchdog", daemon=True).start()
 
 
 async def close_for_drain(conn: Connection) -> None:

@@ -24,6 +24,7 @@ from django.conf import settings
 from signaling.log_context import set_instance
 from signaling.presence import MemoryPresence, Participant, PresenceStore, RedisPresence
 from signaling.service import metrics, moderation
+from signaling.service.cancellation import raise_if_cancelled
 from signaling.service.closing import close_here
 from signaling.service.delivery import Delivery
 from signaling.service.membership import Membership, Notice
@@ -100,7 +101,9 @@ class Instance:
     async def stop(self) -> None:
         """Write the queued webhook events and release the webhook leases this instance holds
         (both bounded), cancel the inbox, sweeper and webhook tasks, and leave the cluster's
-        instance list. The SIGTERM drain calls it."""
+        instance list. The integration tests call it; a server process ends without it
+        (uvicorn's ``asyncio.run`` cancels the tasks, daphne's exit drops them; peers reap
+        its liveness key)."""
         if self._loop is not None and settings.SIGNALING.webhook_url:
             await self.webhooks.flush(STOP_FLUSH_S)
             await self.webhook_delivery.stop()
@@ -128,6 +131,7 @@ class Instance:
 
     async def _inbox(self) -> None:
         while True:
+            raise_if_cancelled()  # a cancel a Redis call in dispatch swallowed (Python 3.11's wait_for)
             try:
                 message = await self.delivery.receive()
             except asyncio.CancelledError:

@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 
 from signaling.presence import JoinStatus
 from signaling.service import events, offsets, payloads, recovery
+from signaling.service.cancellation import raise_if_cancelled
 from signaling.service.closing import close_due_rooms
 from signaling.service.errors import LeaveReason
 from signaling.service.membership import Notice
@@ -68,6 +69,7 @@ class Sweeper:
 
     async def _forever(self, name: str, step: Any) -> None:
         while True:
+            raise_if_cancelled()  # a cancel a Redis call swallowed (Python 3.11's wait_for)
             await asyncio.sleep(self.period_s)
             try:
                 await step()

@@ -34,6 +34,7 @@ from django.conf import settings
 from standardwebhooks.webhooks import Webhook
 
 from rooms import webhooks
+from signaling.service.cancellation import raise_if_cancelled
 from signaling.service.database import run_delivery_db
 from signaling.service.occupancy_marks import DATABASE_DOWN
 
@@ -94,14 +95,17 @@ class WebhookDelivery:
         async with httpx.AsyncClient(timeout=TIMEOUT_S, limits=limits, follow_redirects=False) as client:
             try:
                 while True:
+                    raise_if_cancelled()
                     self._wake.clear()
                     try:
                         await self._claim_and_start(client, url, signer)
                     except Exception:
                         # The worker's top level: one bad pass must not end deliveries for good.
                         logger.exception("webhooks: claiming due events failed; retrying")
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for can lose a cancel
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), POLL_S)
+                        async with asyncio.timeout(POLL_S):
+                            await self._wake.wait()
             finally:
                 for task in list(self._in_flight):
                     task.cancel()

@@ -28,6 +28,7 @@ from django.utils import timezone
 from rooms import webhooks
 from rooms.webhooks import EventType, Pending
 from signaling.presence import Participant
+from signaling.service.cancellation import raise_if_cancelled
 from signaling.service.database import run_db
 from signaling.service.occupancy_marks import DATABASE_DOWN
 
@@ -111,6 +112,7 @@ class WebhookRecorder:
         """Write queued events forever, oldest first (the instance's task)."""
         self._wake = asyncio.Event()
         while True:
+            raise_if_cancelled()
             if not self._queue:
                 self._wake.clear()
                 await self._wake.wait()
