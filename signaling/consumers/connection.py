@@ -224,9 +224,15 @@ class Connection:
         self.ws_transport = UnknownTransport()
 
     async def send_sio_text(self, text: str) -> None:
-        """Queue one pre-encoded Socket.IO packet and write it (the relay hot path)."""
+        """Queue one pre-encoded Socket.IO packet and write it (the relay hot path).
+
+        Once the session is closed nothing is written; with recovery on (``sent`` kept) the
+        packet is still remembered, for the hold of this session that its close may bring
+        (``recovery.hold`` takes ``sent`` and sets it to None)."""
         session = self.session
         if session.is_closed:
+            if self.sent is not None:
+                self.sent.append(text)
             return
         session.send_sio_text(text)
         if self.sent is not None:

@@ -187,6 +187,8 @@ class Instance:
         view = self.membership.locate(client_id, state.room_id if state is not None else None)
         if view is not None:
             return await view.deliver_to(client_id, text)
+        if conn.session.is_closed and conn.sent is None:
+            return False  # closed, and held already (or recovery off): the caller's keeper decides
         await conn.send_sio_text(text)
         return True
 

@@ -161,13 +161,16 @@ async def hold(instance: Instance, conn: Connection, state: SocketState, reason:
             if view.remove_local(client_id) is None:
                 return False
             view.add_pending(client_id, conn)  # what reaches it during the hold is buffered
+            # What was written to it, and what reached it after its transport closed: the
+            # hold takes them; anything later goes to the keeper (Instance.deliver_to_socket).
+            sent, conn.sent = list(conn.sent or ()), None
             try:
                 held = await instance.presence.hold(
                     room_id,
                     client_id,
                     pid=pid,
                     reason=str(leave),
-                    events=held_events(list(conn.sent or ())),
+                    events=held_events(sent),
                     deadline_ms=now_ms() + window_ms(),
                     ttl_ms=window_ms() + KEY_GRACE_MS,
                     max_events=HELD_MAX_EVENTS,

@@ -13,7 +13,8 @@ from rooms.tokens import mint_agent_token
 from signaling.consumers.connection import Connection
 from signaling.lifecycle import close_for_drain
 from signaling.presence import HELD
-from signaling.service import recovery
+from signaling.protocol import CloseReason
+from signaling.service import offsets, recovery
 from signaling.service.instance import get_instance
 from signaling.tests.integration.fixtures import Harness
 
@@ -75,3 +76,23 @@ async def test_drain_close_without_recovery_takes_members_out(
     # then
     assert closed == 1
     assert await instance.presence.members(room.id) == []
+
+
+async def test_a_packet_that_reaches_a_closed_session_before_its_hold_is_kept_for_the_resume(
+    signaling: Harness, open_room: Any, signaling_config: Any
+) -> None:
+    # given a member with recovery on whose transport is lost, the hold not yet run
+    signaling_config(recovery_window_ms=30000)
+    room = await open_room()
+    client_id = await joined_raw(signaling, "agent-alice", room.id)
+    conn = next(c for c in Connection.registry.values() if c.state is not None and c.state.client_id == client_id)
+    instance = get_instance()
+    closing = conn.session.close(CloseReason.TRANSPORT_CLOSE)
+    # when a relay reaches it in between (a drain found a peer's relay on its way: issue 13)
+    late = offsets.encode("offer", {"from": "peer", "sdp": "late"})
+    assert await instance.deliver_to_socket(client_id, late) is True
+    await conn.handle(closing)
+    # then the hold took it, for the resume to hand over; nothing more goes to the closed socket
+    assert instance.presence._held[client_id].events[-1].text == late  # type: ignore[attr-defined]
+    later = offsets.encode("offer", {"from": "peer", "sdp": "later"})
+    assert await instance.deliver_to_socket(client_id, later) is False
