@@ -9,7 +9,8 @@ daphne's: its CLI parses the options, its ``Server`` runs, Twisted handles SIGIN
 When the installed Twisted lacks an internal the reactor relies on, daphne runs on its stock
 reactor (still on uvloop) and a warning says so. daphne's per-connection application queue
 is replaced by :class:`signaling.daphne_app_queue.AppQueue` (3 KB less per socket) when
-daphne is the tested release, else left alone with a warning.
+daphne is the tested release, else left alone with a warning; so are the per-socket trims of
+:mod:`signaling.daphne_connections` (autobahn's option copies, the upgraded HTTP request).
 """
 
 from __future__ import annotations
@@ -52,6 +53,15 @@ def main(argv: list[str]) -> None:
     if not daphne_app_queue.install():
         logging.basicConfig()
         logger.warning("daphne is not %s: its own application queue is kept", daphne_app_queue.TESTED_DAPHNE)
+    from signaling import daphne_connections
+
+    if not daphne_connections.install():
+        logging.basicConfig()
+        logger.warning(
+            "%s differ from the tested releases: autobahn's per-socket option copies and the "
+            "upgraded HTTP request are kept",
+            ", ".join(daphne_connections.changed_internals()),
+        )
     from daphne.cli import CommandLineInterface
 
     CommandLineInterface().run(argv)
