@@ -8,10 +8,11 @@ keeps one that is installed already), it installs uvloop's event loop policy and
 daphne's: its CLI parses the options, its ``Server`` runs, Twisted handles SIGINT/SIGTERM.
 When the installed Twisted lacks an internal the reactor relies on, daphne runs on its stock
 reactor (still on uvloop) and a warning says so. daphne's per-connection application queue
-is replaced by :class:`signaling.daphne_app_queue.AppQueue` (3 KB less per socket), and
-whole websocket text frames are read and written in one step each
-(:mod:`signaling.daphne_frames`), when daphne and autobahn are the tested releases, else
-they are left alone with a warning.
+is replaced by :class:`signaling.daphne_app_queue.AppQueue` (3 KB less per socket); whole
+websocket text frames are read and written in one step each (:mod:`signaling.daphne_frames`);
+and :mod:`signaling.daphne_connections` trims what each socket keeps (autobahn's option
+copies, the upgraded HTTP request). Each only where daphne and autobahn are the tested
+releases, else left alone with a warning.
 """
 
 from __future__ import annotations
@@ -57,6 +58,15 @@ def main(argv: list[str]) -> None:
     from signaling import daphne_frames
 
     daphne_frames.install_or_warn()
+    from signaling import daphne_connections
+
+    if not daphne_connections.install():
+        logging.basicConfig()
+        logger.warning(
+            "%s differ from the tested releases: autobahn's per-socket option copies and the "
+            "upgraded HTTP request are kept",
+            ", ".join(daphne_connections.changed_internals()),
+        )
     from daphne.cli import CommandLineInterface
 
     CommandLineInterface().run(argv)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from importlib.metadata import version
@@ -397,3 +398,143 @@ def test_lean_protocol_on_real_sockets_pauses_reads_only_when_the_app_falls_behi
     assert result["deflate_client_ok"] is True
     # each connection's end reached its app as a disconnect (the clients' closes; the 1007)
     assert result["disconnect_codes"] == [1000, 1000, 1007]
+
+
+# A daphne Server in a fresh interpreter, set up as the launcher does (with the per-socket
+# trims of signaling.daphne_connections when PATCH=1, stock daphne when PATCH=0), serving an
+# echo websocket app; a thread opens one websocket, sends a frame and reads the echo, then the
+# reactor reports what the live socket's objects hold and stops.
+CONNECTIONS_SCRIPT = r"""
+import gc, json, os, socket, sys, threading
+from signaling.daphne_launcher import install_loop_and_reactor
+install_loop_and_reactor()
+from signaling import daphne_app_queue, daphne_connections
+daphne_app_queue.install()
+out = {"installed": daphne_connections.install() if os.environ["PATCH"] == "1" else False}
+from daphne.server import Server
+from daphne.http_protocol import WebRequest
+from daphne.ws_protocol import WebSocketProtocol
+from twisted.internet import reactor
+
+async def echo(scope, receive, send):
+    assert (await receive())["type"] == "websocket.connect"
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] != "websocket.receive":
+            return
+        await send({"type": "websocket.send", "text": message["text"]})
+
+probe = socket.socket()
+probe.bind(("127.0.0.1", 0))
+port = probe.getsockname()[1]
+probe.close()
+server = Server(echo, endpoints=[f"tcp:port={port}:interface=127.0.0.1"], signal_handlers=False,
+                ping_timeout=17, websocket_handshake_timeout=7, verbosity=0)
+
+def inspect_socket():
+    gc.collect()
+    protocols = [o for o in gc.get_objects() if isinstance(o, WebSocketProtocol)]
+    out["protocols"] = len(protocols)
+    p = protocols[0]
+    values = {a: getattr(p, a) for a in WebSocketProtocol.CONFIG_ATTRS}
+    out["config"] = {a: getattr(v, "__qualname__", None) or repr(v) for a, v in values.items()}
+    out["config_not_the_factory_object"] = [a for a, v in values.items() if v is not getattr(p.factory, a)]
+    out["config_in_instance"] = sorted(a for a in WebSocketProtocol.CONFIG_ATTRS if a in p.__dict__)
+    out["instance_attrs"] = len(p.__dict__)
+    requests = [o for o in gc.get_objects() if isinstance(o, WebRequest)]
+    out["web_requests_alive"] = len(requests)
+    channel = p.transport.producer
+    out["producer"] = type(channel).__name__
+    out["channel_requests"] = len(channel.requests)
+    out["channel_handling_request"] = channel._handlingRequest
+    out["channel_request_producer"] = repr(channel._requestProducer)
+
+def client():
+    import time
+    for _ in range(100):
+        try:
+            sock = socket.create_connection(("127.0.0.1", port))
+            break
+        except OSError:
+            time.sleep(0.05)
+    sock.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(4096)
+    out["status"] = data.split(b"\r\n")[0].decode()
+    sock.sendall(b"\x81\x82\x00\x00\x00\x00hi")  # masked text frame "hi", all-zero key
+    reply = data.split(b"\r\n\r\n", 1)[1]
+    while len(reply) < 4:
+        reply += sock.recv(4096)
+    out["echo"] = reply[:4].hex()
+    done = threading.Event()
+    def on_reactor():
+        inspect_socket()
+        done.set()
+    # daphne's application checker forgets the upgraded request in its connections within 1 s
+    reactor.callFromThread(reactor.callLater, 2.5, on_reactor)
+    done.wait(10)
+    sock.close()
+    reactor.callFromThread(reactor.stop)
+
+threading.Thread(target=client, daemon=True).start()
+reactor.callLater(20, reactor.stop)
+server.run()
+print(json.dumps(out))
+"""
+
+
+def run_connections_script(patch: bool) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-c", CONNECTIONS_SCRIPT],
+        cwd=ROOT,
+        env={**os.environ, "PATCH": "1" if patch else "0"},
+        capture_output=True,
+        text=True,
+        timeout=40,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_autobahn_daphne_and_twisted_sources_are_the_ones_the_per_socket_trims_rely_on() -> None:
+    # when
+    from signaling import daphne_connections
+
+    # then: an upgrade must look at daphne_connections.py again
+    assert daphne_connections.TESTED_DAPHNE == TESTED_DAPHNE
+    assert daphne_connections.changed_internals() == []
+
+
+def test_per_socket_trims_keep_every_option_value_and_drop_the_upgraded_request() -> None:
+    # given: the same server and socket on stock daphne and with the trims
+    stock = run_connections_script(patch=False)
+    # when
+    trimmed = run_connections_script(patch=True)
+    # then: both upgraded and echoed
+    for result in (stock, trimmed):
+        assert result["status"] == "HTTP/1.1 101 Switching Protocols"
+        assert result["echo"] == "81026869"
+        assert result["protocols"] == 1
+    assert trimmed["installed"] is True
+    # the protocol reads the same option values, from its class instead of ~30 instance copies
+    assert trimmed["config"] == stock["config"]
+    assert trimmed["config"]["openHandshakeTimeout"] == "7"
+    assert trimmed["config"]["autoPingTimeout"] == "17"
+    assert stock["config_not_the_factory_object"] == trimmed["config_not_the_factory_object"] == []
+    assert len(stock["config_in_instance"]) == len(stock["config"])
+    assert trimmed["config_in_instance"] == []
+    # Python dicts of 86+ keys take 3.3 KB instead of 1.6 KB: the trimmed one stays below
+    assert stock["instance_attrs"] > 85 >= trimmed["instance_attrs"]
+    # the upgraded request is gone; the HTTP channel stays the transport's producer, and
+    # its pause/resume/stop are no-ops there (mid-request, no request producer)
+    assert stock["web_requests_alive"] == 1 and stock["channel_requests"] == 1
+    assert trimmed["web_requests_alive"] == 0 and trimmed["channel_requests"] == 0
+    for result in (stock, trimmed):
+        assert result["producer"] == "HTTPChannel"
+        assert result["channel_handling_request"] is True
+        assert result["channel_request_producer"] == "None"
