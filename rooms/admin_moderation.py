@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -51,12 +52,12 @@ class ModerationAdminMixin:
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        room = Room.objects.filter(pk=object_id).first()
+        room = Room.objects.filter(pk=unquote(object_id)).first()  # the admin quotes pks in URLs
         context = dict(extra_context or {})
         if room is not None:
             context["live_participants"] = [] if room.is_closed else live.room_participants(room.id)
             context["room_bans"] = services.active_bans(room.id)
-            context["moderate_url"] = reverse("admin:rooms_room_moderate", args=[room.id])
+            context["moderate_url"] = reverse("admin:rooms_room_moderate", args=[quote(room.id)])
             context["default_ban_seconds"] = DEFAULT_BAN_SECONDS
         return super().change_view(request, object_id, form_url, context)  # type: ignore[misc]
 
@@ -67,10 +68,10 @@ class ModerationAdminMixin:
 
     def moderate_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """POST ``action`` (kick, ban, mute, unmute, lift) with ``client_id`` or ``agent_id``."""
-        room = get_object_or_404(Room, pk=object_id)
+        room = get_object_or_404(Room, pk=unquote(object_id))
         if request.method != "POST" or not self.has_change_permission(request, room):  # type: ignore[attr-defined]
             raise PermissionDenied
-        back = HttpResponseRedirect(reverse("admin:rooms_room_change", args=[room.id]))
+        back = HttpResponseRedirect(reverse("admin:rooms_room_change", args=[quote(room.id)]))
         action = request.POST.get("action", "")
         if action not in ACTIONS:
             self.message_user(request, "Unknown moderation action.", messages.ERROR)  # type: ignore[attr-defined]
