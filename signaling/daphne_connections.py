@@ -23,11 +23,10 @@ are the tested releases (their sources are hash-checked here, at install, and by
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import inspect
 from importlib.metadata import version
 from typing import Any
+
+from signaling.source_guard import source_sha256
 
 TESTED_DAPHNE = "4.2.3"
 TESTED_AUTOBAHN = "26.11.1"
@@ -42,24 +41,6 @@ SOURCE_SHA256 = {
     "twisted.web.http.HTTPChannel.stopProducing": "4a69f745d6382f0ad17fddfec31ddc1c669f92d7600eb276044c12b06025d170",
 }
 CONFIGURED = "_signaling_configured_by"  # class attribute: the factory whose options it carries
-
-
-def _resolve(dotted: str) -> Any:
-    """``package.module.Class.attr`` -> the object (the longest importable prefix is the module)."""
-    parts = dotted.split(".")
-    for i in range(len(parts) - 1, 0, -1):
-        try:
-            obj = importlib.import_module(".".join(parts[:i]))
-        except ImportError:
-            continue
-        for attr in parts[i:]:
-            obj = getattr(obj, attr)
-        return obj
-    raise ImportError(dotted)
-
-
-def source_sha256(dotted: str) -> str:
-    return hashlib.sha256(inspect.getsource(_resolve(dotted)).encode()).hexdigest()
 
 
 def changed_internals() -> list[str]:

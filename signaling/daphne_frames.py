@@ -33,12 +33,11 @@ the bytes both paths put on a real socket): on any other release nothing is repl
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import inspect
 import logging
 import time
 from typing import Any
+
+from signaling.source_guard import source_sha256
 
 TESTED = {"daphne": "4.2.3", "autobahn": "26.11.1"}
 
@@ -73,17 +72,9 @@ _TEXT_FIN = 0x81  # FIN, no RSV bit, opcode 1 (text)
 _MASKED = 0x80
 
 
-def _resolve(name: str) -> Any:
-    module_name, _, qualname = name.partition(":")
-    target: Any = importlib.import_module(module_name)
-    for part in qualname.split("."):
-        target = getattr(target, part)
-    return target
-
-
 def source_hashes() -> dict[str, str]:
     """The current sha256 (16 hex digits) of each function :data:`SOURCE_SHA256` names."""
-    return {name: hashlib.sha256(inspect.getsource(_resolve(name)).encode()).hexdigest()[:16] for name in SOURCE_SHA256}
+    return {name: source_sha256(name)[:16] for name in SOURCE_SHA256}
 
 
 def changed_sources() -> list[str]:

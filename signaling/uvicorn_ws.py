@@ -42,8 +42,6 @@ says so; ``signaling/tests/integration/test_server_internals.py`` fails on such 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import inspect
 import logging
 import struct
 from collections.abc import Callable
@@ -57,6 +55,7 @@ from websockets.server import ServerProtocol
 from websockets.streams import StreamReader
 
 from signaling.daphne_app_queue import AppQueue
+from signaling.source_guard import source_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -133,10 +132,6 @@ _FIN_BINARY = 0x82
 PARTIAL_LIMIT = 65536
 _PROTOCOL_PARSE = Protocol.parse.__code__
 _AT_EOF = StreamReader.at_eof.__code__
-
-
-def source_sha256(func: Callable[..., Any]) -> str:
-    return hashlib.sha256(inspect.getsource(func).encode()).hexdigest()
 
 
 def changed_internals() -> list[str]:
