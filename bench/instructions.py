@@ -1,4 +1,4 @@
-"""Instructions per relay and per fan-out send under callgrind: ``python -m bench.instructions``.
+"""Instructions per relay, per fan-out send and per connect+join under callgrind: ``python -m bench.instructions``.
 
 CPU time on this shared 2-core box drifts with the load (the same relay cost 205 µs on a
 quiet machine and 445 µs at load 8); the instruction count of the server process does not.
@@ -8,6 +8,10 @@ while it starts, connects and joins); the kit then turns counting on
 member in rooms of 2) and then as many fan-out messages (ICE candidates to rooms of ``--fan-size``), one at a
 time, each waiting for its deliveries, and reads the instructions counted for each phase, less
 those of an idle stretch as long as the phase (the server's timers run per second of wall time).
+
+The connect phase then opens ``--connects`` websockets (Socket.IO CONNECT with a token, then
+``join_room`` into rooms of 4 made beforehand, as the ``connect`` scenario does), 20 at a
+time, and counts the server's instructions per connect+join (its database threads included).
 
 One message in flight is the low-rate regime (no batching across messages): the figure is a
 cost per message, comparable between kinds and commits, not a capacity. Python servers only
@@ -28,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import scenarios, servers
-from bench.wsclient import EioClient
+from bench.wsclient import EioClient, connect
 
 TOTALS = re.compile(r"^(?:totals|summary):\s+(\d+)", re.MULTILINE)
 
@@ -88,7 +92,22 @@ def _fanout_sends(pop: scenarios.Population) -> list[tuple[EioClient, bytes, byt
     return [(members[0], b'42["candidate",{"candidate":"T@', b"|" + scenarios.CANDIDATE_TAIL) for members in pop.rooms]
 
 
-async def measure(kind: str, messages: int, fan_size: int) -> dict[str, Any]:
+async def _connect_and_join(port: int, tokens: list[str], room_ids: list[str]) -> list[EioClient]:
+    """Connect and join rooms of 4, 20 at a time (the ``connect`` scenario's shape, smaller)."""
+    sem = asyncio.Semaphore(20)
+
+    async def one(i: int) -> EioClient:
+        async with sem:
+            client = await connect("127.0.0.1", port, tokens[i], timeout=120)
+            ack = await client.call("join_room", {"roomId": room_ids[i // 4]}, timeout=120)
+            if not ack.get("ok"):
+                raise RuntimeError(f"join failed: {ack}")
+            return client
+
+    return list(await asyncio.gather(*(one(i) for i in range(len(tokens)))))
+
+
+async def measure(kind: str, messages: int, fan_size: int, connects: int) -> dict[str, Any]:
     secret = secrets.token_hex(32)
     servers.ARGV_PREFIX = [
         "valgrind",
@@ -106,6 +125,11 @@ async def measure(kind: str, messages: int, fan_size: int) -> dict[str, Any]:
         fans = await scenarios.populate(cluster, secret, 2, fan_size, "ir-fan")
         relay = scenarios.relay_sends(pairs, cross=False)
         fanout = _fanout_sends(fans)
+        owner = scenarios.mint_token(secret, "ir-conn-owner")
+        conn_rooms = await scenarios.create_rooms(server.base_url, owner, (connects + 3) // 4 + 1, 4)
+        conn_tokens = [scenarios.mint_token(secret, f"ir-conn-{i}") for i in range(connects)]
+        warm_token = scenarios.mint_token(secret, "ir-conn-warm")
+        warm = await _connect_and_join(server.port, [warm_token], [conn_rooms.pop()])
         await _one_at_a_time(pairs, relay, 1, 50)
         await _one_at_a_time(fans, fanout, fan_size - 1, 20)
         workdir = Path(servers.ROOT)
@@ -123,8 +147,16 @@ async def measure(kind: str, messages: int, fan_size: int) -> dict[str, Any]:
             idle = _instructions(server.pid, workdir, phase + "-idle")
             counted[phase] = busy - idle
             counted[phase + "_idle_share_pct"] = round(100 * idle / busy)
+        started = time.monotonic()
+        joined = await _connect_and_join(server.port, conn_tokens, conn_rooms)
+        busy_s = time.monotonic() - started
+        busy = _instructions(server.pid, workdir, "connect")
+        await asyncio.sleep(busy_s)
+        idle = _instructions(server.pid, workdir, "connect-idle")
+        counted["connect"] = busy - idle
+        counted["connect_idle_share_pct"] = round(100 * idle / busy)
         _callgrind_control("--instr=off", str(server.pid))
-        scenarios.close_all(pairs.clients + fans.clients)
+        scenarios.close_all(pairs.clients + fans.clients + joined + warm)
     finally:
         servers.stop_cluster(cluster)
         for path in Path(servers.ROOT).glob("callgrind.out.*"):
@@ -136,7 +168,13 @@ async def measure(kind: str, messages: int, fan_size: int) -> dict[str, Any]:
         "instructions_per_relay": counted["relay"] // messages,
         "instructions_per_fanout_send": counted["fanout"] // messages,
         "instructions_per_fanout_delivery": counted["fanout"] // (messages * (fan_size - 1)),
-        "idle_share_pct": (counted["relay_idle_share_pct"], counted["fanout_idle_share_pct"]),
+        "connects": connects,
+        "instructions_per_connect_join": counted["connect"] // connects,
+        "idle_share_pct": (
+            counted["relay_idle_share_pct"],
+            counted["fanout_idle_share_pct"],
+            counted["connect_idle_share_pct"],
+        ),
     }
 
 
@@ -145,18 +183,20 @@ def main() -> None:
     parser.add_argument("--servers", default="daphne,uvicorn", help="comma list of Python server kinds")
     parser.add_argument("--messages", type=int, default=500, help="relays, then fan-out sends, counted")
     parser.add_argument("--fan-size", type=int, default=10, help="members of a fan-out room")
+    parser.add_argument("--connects", type=int, default=200, help="connects+joins counted (rooms of 4)")
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is needed (Debian: apt-get install valgrind)")
     for kind in args.servers.split(","):
         if kind not in servers.SERVER_KINDS or kind == servers.BASELINE:
             raise SystemExit(f"not a Python server kind: {kind}")
-        result = asyncio.run(measure(kind, args.messages, args.fan_size))
+        result = asyncio.run(measure(kind, args.messages, args.fan_size, args.connects))
         print(
             f"{kind:>18}: {result['instructions_per_relay']:>10,} instructions per relay, "
             f"{result['instructions_per_fanout_send']:>10,} per fan-out send "
-            f"({result['instructions_per_fanout_delivery']:,} per delivery, rooms of {args.fan_size}; "
-            f"idle share taken off: {result['idle_share_pct'][0]} % / {result['idle_share_pct'][1]} %)",
+            f"({result['instructions_per_fanout_delivery']:,} per delivery, rooms of {args.fan_size}), "
+            f"{result['instructions_per_connect_join']:>11,} per connect+join "
+            f"(idle share taken off: {' / '.join(f'{p} %' for p in result['idle_share_pct'])})",
             flush=True,
         )
 

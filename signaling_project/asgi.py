@@ -32,3 +32,7 @@ dev_mode_warning()
 
 application = build_application(django_application)
 lifecycle.hook_daphne()  # SIGTERM drains (uvicorn: through the ASGI lifespan instead)
+
+from signaling.gc_tuning import tune_collector  # noqa: E402  (last: freezes what is loaded)
+
+tune_collector()

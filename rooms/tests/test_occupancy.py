@@ -44,9 +44,25 @@ def test_the_first_join_starts_max_duration_whatever_the_order_of_marks() -> Non
     occupancy.mark_empty(room.id, 3)
     # when: the first join's (older) occupied mark lands
     occupancy.mark_occupied(room.id, 1, 30)
-    # then
+    # then: maxDuration runs, and the newer empty mark's expiry stands
     row = Room.objects.get(pk=room.id)
     assert row.first_joined_at is not None and row.closes_at is not None
+    assert row.expires_at is not None and row.occupancy_version == 3
+
+
+def test_a_later_occupied_mark_cancels_the_expiry_and_keeps_the_first_join() -> None:
+    # given: the first join (1) started maxDuration; the room emptied (2)
+    room = new_room()
+    occupancy.mark_occupied(room.id, 1, 30)
+    first = Room.objects.get(pk=room.id)
+    occupancy.mark_empty(room.id, 2)
+    # when: someone joins again (3)
+    occupancy.mark_occupied(room.id, 3, 30)
+    # then: no expiry; maxDuration still counts from the first join
+    row = Room.objects.get(pk=room.id)
+    assert (row.expires_at, row.occupancy_version) == (None, 3)
+    assert (row.first_joined_at, row.closes_at) == (first.first_joined_at, first.closes_at)
+    assert first.closes_at is not None and first.closes_at > first.first_joined_at
 
 
 def test_an_expiry_that_found_the_room_occupied_yields_to_a_newer_leave() -> None:
