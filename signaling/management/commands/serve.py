@@ -47,6 +47,19 @@ UVICORN_OPTIONS = (
 # check_timeouts: `duration > websocket_timeout and websocket_timeout >= 0`). Liveness is
 # Engine.IO's heartbeat, not a wall-clock cap.
 DAPHNE_WS_OPTIONS = ("--websocket_timeout", "-1")
+# The listening socket's queue of connections the kernel has accepted and the server has not
+# taken yet. daphne's `-b/-p` listen with Twisted's default of 50: in a burst of connects (a
+# meeting starting; the benchmark's 200 at a time) the kernel dropped the SYNs past it and
+# those clients waited for their retransmit, a whole second (p99 1.2-1.3 s in the connect
+# benchmark). Node listens with 511 and uvicorn with 2048; the kernel caps the value at
+# net.core.somaxconn.
+LISTEN_BACKLOG = 1024
+
+
+def daphne_endpoint(host: str, port: int) -> str:
+    """daphne's ``-e`` endpoint for HOST:PORT (what ``-b HOST -p PORT`` builds) with our backlog."""
+    interface = host.strip("[]").replace(":", "\\:")  # endpoint syntax escapes colons (IPv6)
+    return f"tcp:port={int(port)}:interface={interface}:backlog={LISTEN_BACKLOG}"
 
 # What the banner lists, after the base URL: (path, what it is); {manage} is how to run
 # manage.py in this mode.
@@ -88,7 +101,8 @@ class Command(BaseCommand):
             if importlib.util.find_spec("daphne") is None:
                 raise CommandError("daphne is not installed")
             exe = sys.executable
-            daphne_args = ["-b", cfg.host, "-p", str(cfg.port), "--proxy-headers", *DAPHNE_WS_OPTIONS, APPLICATION]
+            endpoint = daphne_endpoint(cfg.host, cfg.port)
+            daphne_args = ["-e", endpoint, "--proxy-headers", *DAPHNE_WS_OPTIONS, APPLICATION]
             argv = [exe, "-m", DAPHNE_LAUNCHER, *daphne_args]
         else:
             exe = os.path.join(os.path.dirname(sys.executable), server)
