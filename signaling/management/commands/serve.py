@@ -61,6 +61,7 @@ def daphne_endpoint(host: str, port: int) -> str:
     interface = host.strip("[]").replace(":", "\\:")  # endpoint syntax escapes colons (IPv6)
     return f"tcp:port={int(port)}:interface={interface}:backlog={LISTEN_BACKLOG}"
 
+
 # What the banner lists, after the base URL: (path, what it is); {manage} is how to run
 # manage.py in this mode.
 BANNER_LINKS = (
