@@ -83,7 +83,8 @@ def main() -> None:
     parser.add_argument("--no-profile", action="store_true", help="measure only (py-spy slows the server)")
     parser.add_argument("--out", default=None, help="raw stacks file (default results/profile-connect-KIND.txt)")
     args = parser.parse_args()
-    out = None if args.no_profile else Path(args.out or servers.ROOT / "bench" / "results" / f"profile-connect-{args.server}.txt")
+    default = servers.ROOT / "bench" / "results" / f"profile-connect-{args.server}.txt"
+    out = None if args.no_profile else Path(args.out or default)
     asyncio.run(run(args.server, args.connections, out))
 
 
