@@ -14,7 +14,7 @@ the REST framework and the signaling service are imported:
    few hundred sockets a full collection walked everything alive: 280 ms a time at 5,000
    sockets, long enough for the overload check to refuse connects. Collection took about a
    quarter of daphne's CPU in the ``connect`` benchmark (5,000 connects+joins); with these
-   settings about a twentieth (docs/benchmarks.md, "Garbage collection during connects").
+   settings about 8 %, and no full collection during the burst (docs/benchmarks.md, "Runs K").
 
 Reference cycles are still collected, only in larger batches: garbage that only the collector
 frees waits for at most 10,000 allocations instead of 700.
