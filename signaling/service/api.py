@@ -55,8 +55,9 @@ async def room_closed(room_id: str, reason: str) -> None:
 
 
 def remember_room(room: Any) -> None:
-    """A room was just created here: cache its policy so the first join skips the database."""
-    get_instance().policies.remember(room)
+    """A room was just created here: its first join needs no database read (policy cached,
+    presence told it has no bans)."""
+    get_instance().room_created(room)
 
 
 @async_to_sync

@@ -40,6 +40,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+
+def _log_seed_failure(room_id: str, future: Any) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        error = future.exception()
+        logger.warning("presence not told that room %s has no bans (%s): its first join reads them", room_id, error)
+
+
 # After the channel layer fails to receive (Redis restarting), wait this long before retrying.
 INBOX_RETRY_S = 0.5
 # At a clean stop, how long queued webhook events may take to reach the database.
@@ -65,6 +72,22 @@ class Instance:
         self._start_lock: asyncio.Lock | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
+
+    # -- rooms created here ---------------------------------------------------------------
+
+    def room_created(self, room: Any) -> None:
+        """A room was just created on this instance (callable from any thread): cache its join
+        policy, and tell presence the room has no bans yet, so that its first join reads no
+        bans from the database. Presence keeps any ban recorded meanwhile (its ``load_bans``
+        never removes one). Before the instance has started there is no presence to tell: the
+        first join then loads the bans from the database, as for a room created elsewhere.
+        """
+        self.policies.remember(room)
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            return
+        done = asyncio.run_coroutine_threadsafe(self.presence.load_bans(room.id, {}), loop)
+        done.add_done_callback(lambda future: _log_seed_failure(room.id, future))
 
     # -- start and stop ------------------------------------------------------------------
 

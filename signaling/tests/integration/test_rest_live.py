@@ -155,3 +155,60 @@ async def test_rest_delete_tells_members_room_closed_and_puts_them_out(
     )
     stats = (await call_api(api_client, "get", "/api/stats")).json()
     assert (stats["participants"], stats["rooms"]["active"], stats["connections"]) == (0, 0, 2)
+
+
+@pytest.fixture
+def ban_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Room ids of every read of a room's bans and webhook seq for presence (the real read runs)."""
+    from rooms import occupancy
+
+    seen: list[str] = []
+    real = occupancy.room_presence_state
+
+    def counted(room_id: str) -> Any:
+        seen.append(room_id)
+        return real(room_id)
+
+    monkeypatch.setattr(occupancy, "room_presence_state", counted)
+    return seen
+
+
+async def create_room_over_rest(client: APIClient) -> str:
+    body = {"name": "Standup", "type": "video"}
+    response = await call_api(client, "post", "/api/rooms", data=body, format="json")
+    assert response.status_code == 201, response.content
+    return str(response.json()["id"])
+
+
+async def test_a_room_created_over_rest_here_is_joined_without_reading_its_bans(
+    signaling: Harness, client_as: Callable[..., APIClient], ban_reads: list[str]
+) -> None:
+    # given: this instance runs (a socket is connected), and a room is created through REST
+    alice = await signaling.connect("agent-alice")
+    room_id = await create_room_over_rest(client_as("agent-fawzi"))
+    # when
+    assert (await alice.join(room_id))["ok"] is True
+    bob = await signaling.in_room("agent-bob", room_id)
+    # then: presence knew the new room has no bans
+    assert ban_reads == []
+    assert (await alice.event())[0] == "user_joined"
+    assert bob.client_id
+
+
+async def test_a_ban_in_a_room_created_over_rest_here_keeps_its_agent_out(
+    signaling: Harness, client_as: Callable[..., APIClient]
+) -> None:
+    # given
+    owner = client_as("agent-fawzi")
+    alice = await signaling.connect("agent-alice")
+    room_id = await create_room_over_rest(owner)
+    bob = await signaling.in_room("agent-bob", room_id)
+    # when: the owner kicks bob with a ban
+    kick = f"/api/rooms/{room_id}/participants/{bob.client_id}/kick"
+    response = await call_api(owner, "post", kick, data={"banSeconds": 600}, format="json")
+    assert response.status_code == 204, response.content
+    # then: bob's agent is refused, alice is admitted
+    again = await signaling.connect("agent-bob")
+    refused = await again.join(room_id)
+    assert refused["ok"] is False and refused["error"]["code"] == "forbidden"
+    assert (await alice.join(room_id))["ok"] is True
