@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import secrets
 import signal
 import subprocess
@@ -23,12 +22,7 @@ import time
 from pathlib import Path
 
 from bench import scenarios, servers
-from bench.wsclient import EioClient, connect
-
-
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+from bench.wsclient import connect
 
 
 async def run(kind: str, connections: int, out: Path | None) -> None:
@@ -49,19 +43,9 @@ async def run(kind: str, connections: int, out: Path | None) -> None:
             command += ["--format", "raw", "--nonblocking", "-o", str(out)]
             spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             await asyncio.sleep(1)
-        cpu0, t0 = _cpu_s(server.pid), time.perf_counter()
-        sem = asyncio.Semaphore(200)
-
-        async def one(i: int) -> EioClient:
-            async with sem:
-                client = await connect("127.0.0.1", server.port, tokens[i], timeout=60)
-                ack = await client.call("join_room", {"roomId": rooms[i // 4]}, timeout=60)
-                if not ack.get("ok"):
-                    raise RuntimeError(f"join failed: {ack}")
-                return client
-
-        clients = await asyncio.gather(*(one(i) for i in range(connections)))
-        elapsed, cpu = time.perf_counter() - t0, _cpu_s(server.pid) - cpu0
+        cpu0, t0 = servers.cpu_seconds(server.pid), time.perf_counter()
+        clients, _ = await scenarios.connect_and_join(server.port, tokens, rooms, 200)
+        elapsed, cpu = time.perf_counter() - t0, servers.cpu_seconds(server.pid) - cpu0
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(30)

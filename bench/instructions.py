@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import scenarios, servers
-from bench.wsclient import EioClient, connect
+from bench.wsclient import EioClient
 
 TOTALS = re.compile(r"^(?:totals|summary):\s+(\d+)", re.MULTILINE)
 
@@ -92,21 +92,6 @@ def _fanout_sends(pop: scenarios.Population) -> list[tuple[EioClient, bytes, byt
     return [(members[0], b'42["candidate",{"candidate":"T@', b"|" + scenarios.CANDIDATE_TAIL) for members in pop.rooms]
 
 
-async def _connect_and_join(port: int, tokens: list[str], room_ids: list[str]) -> list[EioClient]:
-    """Connect and join rooms of 4, 20 at a time (the ``connect`` scenario's shape, smaller)."""
-    sem = asyncio.Semaphore(20)
-
-    async def one(i: int) -> EioClient:
-        async with sem:
-            client = await connect("127.0.0.1", port, tokens[i], timeout=120)
-            ack = await client.call("join_room", {"roomId": room_ids[i // 4]}, timeout=120)
-            if not ack.get("ok"):
-                raise RuntimeError(f"join failed: {ack}")
-            return client
-
-    return list(await asyncio.gather(*(one(i) for i in range(len(tokens)))))
-
-
 async def measure(kind: str, messages: int, fan_size: int, connects: int) -> dict[str, Any]:
     secret = secrets.token_hex(32)
     servers.ARGV_PREFIX = [
@@ -129,7 +114,7 @@ async def measure(kind: str, messages: int, fan_size: int, connects: int) -> dic
         conn_rooms = await scenarios.create_rooms(server.base_url, owner, (connects + 3) // 4 + 1, 4)
         conn_tokens = [scenarios.mint_token(secret, f"ir-conn-{i}") for i in range(connects)]
         warm_token = scenarios.mint_token(secret, "ir-conn-warm")
-        warm = await _connect_and_join(server.port, [warm_token], [conn_rooms.pop()])
+        warm, _ = await scenarios.connect_and_join(server.port, [warm_token], [conn_rooms.pop()], 1, timeout=120)
         await _one_at_a_time(pairs, relay, 1, 50)
         await _one_at_a_time(fans, fanout, fan_size - 1, 20)
         workdir = Path(servers.ROOT)
@@ -148,7 +133,7 @@ async def measure(kind: str, messages: int, fan_size: int, connects: int) -> dic
             counted[phase] = busy - idle
             counted[phase + "_idle_share_pct"] = round(100 * idle / busy)
         started = time.monotonic()
-        joined = await _connect_and_join(server.port, conn_tokens, conn_rooms)
+        joined, _ = await scenarios.connect_and_join(server.port, conn_tokens, conn_rooms, 20, timeout=120)
         busy_s = time.monotonic() - started
         busy = _instructions(server.pid, workdir, "connect")
         await asyncio.sleep(busy_s)

@@ -186,6 +186,31 @@ async def connect_many(port: int, tokens: list[str], concurrency: int) -> tuple[
     return list(await asyncio.gather(*(one(t) for t in tokens))), latencies
 
 
+async def connect_and_join(
+    port: int, tokens: list[str], room_ids: list[str], concurrency: int, *, room_size: int = 4, timeout: float = 60
+) -> tuple[list[EioClient], list[int]]:
+    """Connect client ``i`` with ``tokens[i]`` and join it to ``room_ids[i // room_size]``,
+    ``concurrency`` at a time; return the clients and each connect+join's time (ns).
+
+    Raises:
+        RuntimeError: a join was refused.
+    """
+    sem = asyncio.Semaphore(concurrency)
+    latencies: list[int] = []
+
+    async def one(i: int) -> EioClient:
+        async with sem:
+            start = time.perf_counter_ns()
+            client = await connect("127.0.0.1", port, tokens[i], timeout=timeout)
+            ack = await client.call("join_room", {"roomId": room_ids[i // room_size]}, timeout=timeout)
+            if not ack.get("ok"):
+                raise RuntimeError(f"join failed: {ack}")
+            latencies.append(time.perf_counter_ns() - start)
+            return client
+
+    return list(await asyncio.gather(*(one(i) for i in range(len(tokens))))), latencies
+
+
 async def join_all(clients: list[EioClient], room_ids: list[str], concurrency: int) -> list[Any]:
     """Join ``clients[i]`` to ``room_ids[i]``; return the acks."""
     sem = asyncio.Semaphore(concurrency)
@@ -476,20 +501,7 @@ async def scenario_connect(
     concurrency = 200
     meter = CpuMeter([server.pid])
     t0 = time.perf_counter()
-    sem = asyncio.Semaphore(concurrency)
-    latencies: list[int] = []
-
-    async def one(i: int) -> EioClient:
-        async with sem:
-            start = time.perf_counter_ns()
-            client = await connect("127.0.0.1", server.port, tokens[i], timeout=60)
-            ack = await client.call("join_room", {"roomId": room_ids[i // room_size]}, timeout=60)
-            if not ack.get("ok"):
-                raise RuntimeError(f"join failed: {ack}")
-            latencies.append(time.perf_counter_ns() - start)
-            return client
-
-    clients = list(await asyncio.gather(*(one(i) for i in range(connections))))
+    clients, latencies = await connect_and_join(server.port, tokens, room_ids, concurrency, room_size=room_size)
     elapsed = time.perf_counter() - t0
     cpu = meter.read()
     for client in clients:

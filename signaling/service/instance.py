@@ -42,8 +42,8 @@ logger = logging.getLogger(__name__)
 
 
 def _log_seed_failure(room_id: str, future: Any) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        error = future.exception()
+    error = None if future.cancelled() else future.exception()
+    if error is not None:
         logger.warning("presence not told that room %s has no bans (%s): its first join reads them", room_id, error)
 
 
